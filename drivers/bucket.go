@@ -76,7 +76,10 @@ type Upload interface {
 	// Abort discards the upload and every part put so far; afterwards neither
 	// an object nor a pending upload is left behind. Drivers run their cleanup
 	// on a context detached from ctx's cancellation (a cancelled backup must
-	// still clean up), bounded by AbortTimeout.
+	// still clean up), bounded by AbortTimeout. Where the service has no
+	// abort call (Azure), parts staged over an existing object may stay,
+	// invisible to every other method, until the service expires them; the
+	// existing object is never changed.
 	Abort(ctx context.Context) error
 }
 

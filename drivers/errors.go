@@ -99,6 +99,10 @@ func CodeOf(err error) Code {
 	if errors.As(err, &e) && e.Code != Unknown {
 		return e.Code
 	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return Permanent
+	}
 	return ClassifyNetwork(err)
 }
 

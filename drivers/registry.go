@@ -2,6 +2,7 @@ package drivers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -62,7 +63,11 @@ func Open(ctx context.Context, cfg Config) (Bucket, error) {
 		return nil, cfg.Invalid("type", "unknown type %q; known types: %s", cfg.Type, strings.Join(Types(), ", "))
 	}
 	b, err := f(ctx, cfg)
-	if err != nil {
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		return nil, err // it names the repo already
+	case err != nil:
 		return nil, fmt.Errorf("open repo %q: %w", cfg.Name, err)
 	}
 	return b, nil

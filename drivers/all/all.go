@@ -4,5 +4,7 @@
 package all
 
 import (
+	_ "github.com/dbarchive/dbarchive/drivers/azure"
 	_ "github.com/dbarchive/dbarchive/drivers/fs"
+	_ "github.com/dbarchive/dbarchive/drivers/gcs"
 )

@@ -1,0 +1,61 @@
+# dbarchive — run `make` or `make help` for the targets.
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+LOCALBIN ?= $(CURDIR)/bin
+GO ?= go
+GOTEST_FLAGS ?= -count=1 -timeout 40m
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+AZURITE := node_modules/.bin/azurite-blob
+
+.DEFAULT_GOAL := help
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: build
+build: ## Build bin/dbarchive.
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/dbarchive ./cmd/dbarchive
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## go vet, and fail on unformatted files.
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: test
+test: test-deps vet ## Run every test: drivers on emulators, archiver and CLI on the local PostgreSQL and MariaDB.
+	CI=$${CI:-} $(GO) test $(GOTEST_FLAGS) ./...
+
+.PHONY: conformance
+conformance: test-deps ## Run the storage conformance suite on all five drivers.
+	$(GO) test -count=1 -v ./conformance/...
+
+.PHONY: bench
+bench: test-deps ## Run the Go benchmarks (not part of make test).
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./conformance/ ./archiver/
+
+.PHONY: fuzz
+fuzz: ## Fuzz the manifest decoder and the URL parsers for 30s each.
+	$(GO) test -run '^$$' -fuzz FuzzDecodeManifest -fuzztime 30s ./archiver/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./repourl/
+
+##@ Dependencies
+
+.PHONY: test-deps
+test-deps: $(AZURITE) ## Install what the tests need (Azurite from package-lock.json).
+
+$(AZURITE): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@

@@ -1,0 +1,483 @@
+package archiver
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/sources"
+)
+
+// BackupOptions tune one backup. The zero value gets the defaults.
+type BackupOptions struct {
+	// Prefix is the key prefix of the repo's backups.
+	Prefix string
+	// Name is a free label recorded in the manifest.
+	Name string
+	// Level is the zstd level, 1 to 22 (default 3).
+	Level int
+	// PartSize is the size of the first part (default 8 MiB); later parts
+	// grow as the stream grows so the driver's part limit is never reached.
+	PartSize int64
+	// Concurrency is the number of parts uploading at once (default 4).
+	Concurrency int
+	// EncoderConcurrency is the number of zstd workers (default GOMAXPROCS).
+	EncoderConcurrency int
+	// Retry governs retries of each part and of the completion.
+	Retry RetryPolicy
+	// StallTimeout aborts the backup when the source writes nothing for this
+	// long (0: never).
+	StallTimeout time.Duration
+	// Progress, when set, is updated as the backup runs.
+	Progress *Progress
+	// Logger receives the pipeline's log lines (default: slog.Default()).
+	Logger *slog.Logger
+	// ToolVersion is recorded in the manifest.
+	ToolVersion string
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (o BackupOptions) withDefaults() BackupOptions {
+	if o.Level == 0 {
+		o.Level = DefaultLevel
+	}
+	if o.PartSize <= 0 {
+		o.PartSize = DefaultPartSize
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.EncoderConcurrency <= 0 {
+		o.EncoderConcurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.Progress == nil {
+		o.Progress = new(Progress)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ToolVersion == "" {
+		o.ToolVersion = "dev"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Retry = o.Retry.withDefaults()
+	return o
+}
+
+// BackupError is a failed backup. Nothing of it is listed: the upload was
+// aborted and no manifest was written.
+type BackupError struct {
+	ID     string
+	Source string
+	Err    error
+}
+
+func (e *BackupError) Error() string {
+	return fmt.Sprintf("backup %s of %s failed: %v", e.ID, e.Source, e.Err)
+}
+
+func (e *BackupError) Unwrap() error { return e.Err }
+
+// Backup streams src into b under a new backup id and writes its manifest.
+// On any failure — the source, the compressor, an upload, or ctx being
+// cancelled — it aborts the upload, writes no manifest, and returns a
+// *BackupError carrying the cause.
+func Backup(ctx context.Context, b drivers.Bucket, src sources.Source, opts BackupOptions) (*Manifest, error) {
+	opts = opts.withDefaults()
+	start := opts.Now().UTC()
+	id := NewID(start)
+	fail := func(err error) (*Manifest, error) {
+		return nil, &BackupError{ID: id, Source: src.Describe(), Err: err}
+	}
+	if opts.Level < 1 || opts.Level > 22 {
+		return fail(fmt.Errorf("compression level %d is outside 1..22", opts.Level))
+	}
+	plan, err := NewPartPlan(opts.PartSize, b.Limits())
+	if err != nil {
+		return fail(err)
+	}
+	if err := src.Check(ctx); err != nil {
+		return fail(err)
+	}
+	log := opts.Logger.With("backup", id)
+	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level)
+
+	dataKey := objectKey(opts.Prefix, id, DataObject)
+	res, err := upload(ctx, b, dataKey, plan, opts, log, src.Dump)
+	if err != nil {
+		return fail(err)
+	}
+	m := &Manifest{
+		FormatVersion:      FormatVersion,
+		ID:                 id,
+		Name:               opts.Name,
+		StartTime:          start,
+		EndTime:            opts.Now().UTC(),
+		Source:             SourceInfo{Type: src.Type(), Database: src.Database()},
+		Tool:               ToolInfo{Name: "dbarchive", Version: opts.ToolVersion},
+		Compression:        "zstd",
+		CompressionLevel:   opts.Level,
+		DataObject:         DataObject,
+		UncompressedSize:   res.uncompressedSize,
+		StoredSize:         res.storedSize,
+		UncompressedSHA256: res.uncompressedSHA,
+		StoredSHA256:       res.storedSHA,
+		PartSize:           plan.Base,
+		PartCount:          res.parts,
+	}
+	if f, ok := src.(sources.Formatted); ok {
+		m.Source.Format = f.Format()
+	}
+	if err := writeManifest(ctx, b, opts, m, log); err != nil {
+		// The data object alone is invisible; remove it now rather than
+		// waiting for prune's sweep.
+		cctx, cancel := drivers.CleanupContext(ctx)
+		_ = b.Delete(cctx, dataKey)
+		cancel()
+		return fail(fmt.Errorf("write manifest: %w", err))
+	}
+	log.Info("backup finished", "stored", m.StoredSize, "uncompressed", m.UncompressedSize, "parts", m.PartCount, "duration", m.Duration().Round(time.Millisecond))
+	return m, nil
+}
+
+func writeManifest(ctx context.Context, b drivers.Bucket, opts BackupOptions, m *Manifest, log *slog.Logger) error {
+	data, err := m.Encode()
+	if err != nil {
+		return err
+	}
+	key := objectKey(opts.Prefix, m.ID, ManifestObject)
+	return putSmallObject(ctx, b, key, data, opts.Retry, log)
+}
+
+// putSmallObject stores data under key as a one-part upload, with retries.
+func putSmallObject(ctx context.Context, b drivers.Bucket, key string, data []byte, p RetryPolicy, log *slog.Logger) error {
+	u, err := b.NewUpload(ctx, key)
+	if err != nil {
+		return err
+	}
+	err = retry(ctx, p, log, "put "+key, func(ctx context.Context) error { return u.PutPart(ctx, 1, data) })
+	if err == nil {
+		err = completeUpload(ctx, b, u, 1, int64(len(data)), p, log)
+	}
+	if err != nil {
+		_ = u.Abort(ctx)
+	}
+	return err
+}
+
+// completeUpload completes u with retries. A completion whose answer was
+// lost succeeds on the server, and its retry then finds no upload: an object
+// of the expected size under the key settles that case.
+func completeUpload(ctx context.Context, b drivers.Bucket, u drivers.Upload, parts int, size int64, p RetryPolicy, log *slog.Logger) error {
+	retried := false
+	return retry(ctx, p, log, "complete "+u.Key(), func(ctx context.Context) error {
+		err := u.Complete(ctx, parts)
+		if err != nil && retried && drivers.CodeOf(err) == drivers.NotFound {
+			if info, serr := b.Stat(ctx, u.Key()); serr == nil && info.Size == size {
+				return nil
+			}
+		}
+		retried = true
+		return err
+	})
+}
+
+type uploadResult struct {
+	parts                        int
+	storedSize, uncompressedSize int64
+	storedSHA, uncompressedSHA   string
+}
+
+// upload runs produce, which writes the uncompressed stream, through zstd
+// into a multipart upload of key, and completes it. On any error the upload
+// is aborted.
+func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan, opts BackupOptions, log *slog.Logger, produce func(context.Context, io.Writer) error) (uploadResult, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+
+	u, err := b.NewUpload(ctx, key)
+	if err != nil {
+		return uploadResult{}, fmt.Errorf("begin upload of %s: %w", key, err)
+	}
+	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
+	enc, err := zstd.NewWriter(pw,
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)),
+		zstd.WithEncoderConcurrency(opts.EncoderConcurrency),
+		zstd.WithEncoderCRC(true))
+	if err != nil {
+		u.Abort(ctx)
+		return uploadResult{}, err
+	}
+	sw := &sourceWriter{w: enc, hash: sha256.New(), progress: opts.Progress}
+	stopWatchdog := watchStall(ctx, cancel, opts.StallTimeout, &sw.lastWrite)
+
+	// The source gets the pipeline's context: a failed upload or a stall
+	// must stop the dump tool too.
+	prodErr := produce(ctx, sw)
+	stopWatchdog()
+	if prodErr == nil {
+		prodErr = enc.Close()
+	}
+	if prodErr == nil {
+		prodErr = pw.Close()
+	}
+	if prodErr != nil {
+		// Stop the workers first (nothing they upload can be used), so the
+		// encoder's pending writes fail fast, then release its goroutines.
+		cancel(prodErr)
+		enc.Reset(io.Discard)
+	}
+	err = firstCause(parent, context.Cause(ctx), pw.wait(), prodErr)
+	if err == nil {
+		err = completeUpload(ctx, b, u, pw.parts, pw.size, opts.Retry, log)
+		if err != nil {
+			err = fmt.Errorf("complete upload of %s: %w", key, err)
+		}
+	}
+	if err != nil {
+		if aerr := u.Abort(ctx); aerr != nil {
+			log.Warn("abort of the failed upload failed; prune will clean it up", "key", key, "error", aerr)
+		}
+		return uploadResult{}, err
+	}
+	return uploadResult{
+		parts:            pw.parts,
+		storedSize:       pw.size,
+		uncompressedSize: sw.size,
+		storedSHA:        hex.EncodeToString(pw.hash.Sum(nil)),
+		uncompressedSHA:  hex.EncodeToString(sw.hash.Sum(nil)),
+	}, nil
+}
+
+// firstCause picks the error that explains a failed pipeline. When one stage
+// fails the others fail after it (the source's writes start failing, the
+// uploads get cancelled); those echoes are not the story.
+func firstCause(parent context.Context, cause, upErr, prodErr error) error {
+	switch {
+	case parent.Err() != nil: // the caller cancelled: SIGINT, SIGTERM, a deadline
+		return fmt.Errorf("interrupted: %w", context.Cause(parent))
+	case cause == nil:
+		return errors.Join(prodErr, upErr)
+	case errors.Is(cause, errUploadFailed):
+		return upErr
+	case cause == prodErr:
+		return prodErr
+	default: // the stall watchdog
+		return cause
+	}
+}
+
+// errUploadFailed is the cancellation cause the part writer sets; the real
+// error is kept in the part writer.
+var errUploadFailed = errors.New("a part upload failed")
+
+// sourceWriter hashes and counts the uncompressed stream on its way to the
+// compressor.
+type sourceWriter struct {
+	w         io.Writer
+	hash      hash.Hash
+	size      int64
+	progress  *Progress
+	lastWrite atomic.Int64
+}
+
+func (s *sourceWriter) Write(p []byte) (int, error) {
+	s.lastWrite.Store(time.Now().UnixNano())
+	n, err := s.w.Write(p)
+	s.hash.Write(p[:n])
+	s.size += int64(n)
+	s.progress.SourceBytes.Add(int64(n))
+	return n, err
+}
+
+// watchStall cancels ctx when lastWrite has not moved for timeout.
+func watchStall(ctx context.Context, cancel context.CancelCauseFunc, timeout time.Duration, lastWrite *atomic.Int64) (stop func()) {
+	if timeout <= 0 {
+		return func() {}
+	}
+	lastWrite.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(min(timeout/4, time.Second))
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if time.Since(time.Unix(0, lastWrite.Load())) > timeout {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// partWriter cuts the compressed stream into parts and uploads them from a
+// fixed pool of workers. Its buffers are the pipeline's memory bound:
+// Concurrency+1 of them exist at most, one filling and the rest uploading.
+type partWriter struct {
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	u        drivers.Upload
+	plan     PartPlan
+	retry    RetryPolicy
+	log      *slog.Logger
+	progress *Progress
+
+	free chan []byte
+	jobs chan part
+	wg   sync.WaitGroup
+
+	buf   []byte // the part being filled
+	parts int    // parts handed to the workers
+	size  int64
+	hash  hash.Hash
+
+	errOnce sync.Once
+	err     error
+}
+
+type part struct {
+	n    int
+	data []byte
+}
+
+func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u drivers.Upload, plan PartPlan, opts BackupOptions, log *slog.Logger) *partWriter {
+	w := &partWriter{
+		ctx: ctx, cancel: cancel, u: u, plan: plan, retry: opts.Retry, log: log, progress: opts.Progress,
+		free: make(chan []byte, opts.Concurrency+1),
+		jobs: make(chan part),
+		hash: sha256.New(),
+	}
+	for range opts.Concurrency + 1 {
+		w.free <- nil // buffers are allocated on first use, at the size then due
+	}
+	for range opts.Concurrency {
+		w.wg.Go(w.work)
+	}
+	return w
+}
+
+func (w *partWriter) work() {
+	for p := range w.jobs {
+		if w.ctx.Err() == nil {
+			err := retry(w.ctx, w.retry, w.log, fmt.Sprintf("put part %d of %s", p.n, w.u.Key()), func(ctx context.Context) error {
+				return w.u.PutPart(ctx, p.n, p.data)
+			})
+			if err != nil {
+				w.fail(fmt.Errorf("upload part %d of %s: %w", p.n, w.u.Key(), err))
+			} else {
+				w.progress.StoredBytes.Add(int64(len(p.data)))
+				w.progress.Parts.Add(1)
+			}
+		}
+		w.free <- p.data[:0]
+	}
+}
+
+func (w *partWriter) fail(err error) {
+	w.errOnce.Do(func() {
+		w.err = err
+		w.cancel(errUploadFailed)
+	})
+}
+
+func (w *partWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if w.buf == nil {
+			if err := w.takeBuffer(); err != nil {
+				return written, err
+			}
+		}
+		want := int(w.plan.Size(w.parts + 1))
+		k := min(want-len(w.buf), len(p))
+		w.buf = append(w.buf, p[:k]...)
+		p = p[k:]
+		written += k
+		if len(w.buf) == want {
+			if err := w.flush(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+// takeBuffer waits for a free buffer and makes sure it can hold the next
+// part whole, so append never reallocates.
+func (w *partWriter) takeBuffer() error {
+	select {
+	case buf := <-w.free:
+		if want := int(w.plan.Size(w.parts + 1)); cap(buf) < want {
+			buf = make([]byte, 0, want)
+		}
+		w.buf = buf
+		return nil
+	case <-w.ctx.Done():
+		return w.stopErr()
+	}
+}
+
+func (w *partWriter) stopErr() error {
+	if w.err != nil {
+		return w.err
+	}
+	return context.Cause(w.ctx)
+}
+
+func (w *partWriter) flush() error {
+	if w.parts+1 > w.plan.MaxParts {
+		err := fmt.Errorf("the stream needs more than %d parts", w.plan.MaxParts)
+		w.fail(err)
+		return err
+	}
+	w.parts++
+	w.size += int64(len(w.buf))
+	w.hash.Write(w.buf)
+	select {
+	case w.jobs <- part{n: w.parts, data: w.buf}:
+		w.buf = nil
+		return nil
+	case <-w.ctx.Done():
+		return w.stopErr()
+	}
+}
+
+// Close hands the last, partial part to the workers.
+func (w *partWriter) Close() error {
+	if len(w.buf) > 0 || w.parts == 0 {
+		if w.buf == nil {
+			w.buf = []byte{}
+		}
+		return w.flush()
+	}
+	return nil
+}
+
+// wait stops the workers and returns the first upload error.
+func (w *partWriter) wait() error {
+	close(w.jobs)
+	w.wg.Wait()
+	return w.err
+}

@@ -1,0 +1,12 @@
+// Package archiver turns a source's byte stream into a backup in a repo and
+// back: source -> zstd -> fixed-size parts -> concurrent multipart upload ->
+// manifest (the commit marker), and for restore the mirror image: parallel
+// ranged reads -> sha256 check -> zstd decode -> sink.
+//
+// It talks to storage only through drivers.Bucket and to databases only
+// through sources.Source; it never imports a concrete driver. Memory is
+// bounded by the part size times (parts in flight + 1), whatever the size of
+// the database. A backup exists only once its manifest does: a failed,
+// cancelled or killed backup leaves at most unlisted leftovers, which Prune
+// sweeps.
+package archiver

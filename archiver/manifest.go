@@ -1,0 +1,167 @@
+package archiver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+)
+
+// FormatVersion is the archive layout this build writes. Readers accept this
+// version and older ones; a newer one is refused with a clear error rather
+// than misread.
+const FormatVersion = 1
+
+// File names inside a backup's directory.
+const (
+	DataObject     = "data.zst"
+	ManifestObject = "manifest.json"
+)
+
+// Manifest describes one finished backup. It is written after the data
+// object is complete and is what makes the backup exist. It never holds a
+// credential.
+type Manifest struct {
+	FormatVersion int       `json:"formatVersion"`
+	ID            string    `json:"id"`
+	Name          string    `json:"name,omitempty"`
+	StartTime     time.Time `json:"startTime"`
+	EndTime       time.Time `json:"endTime"`
+
+	Source SourceInfo `json:"source"`
+	Tool   ToolInfo   `json:"tool"`
+
+	// Compression is always "zstd": the data object is one standard zstd
+	// stream that `zstd -d` decodes.
+	Compression      string `json:"compression"`
+	CompressionLevel int    `json:"compressionLevel"`
+
+	// DataObject is the key of the data object relative to the backup's
+	// directory.
+	DataObject string `json:"dataObject"`
+
+	UncompressedSize   int64  `json:"uncompressedSize"`
+	StoredSize         int64  `json:"storedSize"`
+	UncompressedSHA256 string `json:"uncompressedSha256"`
+	StoredSHA256       string `json:"storedSha256"`
+
+	// PartSize is the size of the first part; later parts may be larger (see
+	// PartPlan). PartCount is the number of parts the upload completed with.
+	PartSize  int64 `json:"partSize"`
+	PartCount int   `json:"partCount"`
+}
+
+// SourceInfo records what was backed up.
+type SourceInfo struct {
+	Type     string `json:"type"`
+	Database string `json:"database,omitempty"`
+	// Format is the dump format where the source has several (postgres:
+	// custom, plain, tar); restore picks its tool by it.
+	Format string `json:"format,omitempty"`
+}
+
+// ToolInfo records which program wrote the backup.
+type ToolInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Ratio is uncompressed size over stored size, or 0 for an empty backup.
+func (m *Manifest) Ratio() float64 {
+	if m.StoredSize == 0 {
+		return 0
+	}
+	return float64(m.UncompressedSize) / float64(m.StoredSize)
+}
+
+// Duration is how long the backup took.
+func (m *Manifest) Duration() time.Duration { return m.EndTime.Sub(m.StartTime) }
+
+// Encode renders the manifest as indented JSON.
+func (m *Manifest) Encode() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
+
+// DecodeManifest parses and validates a manifest. Unknown fields are refused
+// only within this format version's own fields; a newer format version is an
+// error naming both versions.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	var probe struct {
+		FormatVersion int `json:"formatVersion"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("manifest is not valid JSON: %w", err)
+	}
+	if probe.FormatVersion > FormatVersion {
+		return nil, fmt.Errorf("manifest format version %d is newer than this dbarchive understands (%d); upgrade dbarchive", probe.FormatVersion, FormatVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("manifest: trailing data after the JSON object")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Validate checks the fields a restore relies on.
+func (m *Manifest) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("manifest field %s: "+format, append([]any{field}, args...)...))
+	}
+	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
+		bad("formatVersion", "%d is not supported", m.FormatVersion)
+	}
+	if _, err := ParseID(m.ID); err != nil {
+		bad("id", "%v", err)
+	}
+	if m.Compression != "zstd" {
+		bad("compression", "%q is not supported (want zstd)", m.Compression)
+	}
+	if m.DataObject == "" || path.Base(m.DataObject) != m.DataObject || m.DataObject == "." || m.DataObject == ".." {
+		bad("dataObject", "%q must be a plain file name", m.DataObject)
+	}
+	if m.StoredSize < 0 || m.UncompressedSize < 0 {
+		bad("storedSize", "sizes must not be negative")
+	}
+	if !isSHA256Hex(m.StoredSHA256) {
+		bad("storedSha256", "must be 64 hex digits")
+	}
+	if !isSHA256Hex(m.UncompressedSHA256) {
+		bad("uncompressedSha256", "must be 64 hex digits")
+	}
+	if m.PartSize < 0 || m.PartCount < 0 {
+		bad("partSize", "part size and count must not be negative")
+	}
+	if m.Source.Type == "" {
+		bad("source.type", "is required")
+	}
+	if m.EndTime.Before(m.StartTime) {
+		bad("endTime", "is before startTime")
+	}
+	return errors.Join(errs...)
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,117 @@
+package archiver_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dbarchive/dbarchive/drivers"
+	_ "github.com/dbarchive/dbarchive/drivers/fs"
+)
+
+// funcSource is a source whose dump is a Go function: the archiver's tests
+// exercise the pipeline without a database (the sources have their own tests
+// against real servers).
+type funcSource struct {
+	dump func(ctx context.Context, w io.Writer) error
+}
+
+func (s funcSource) Type() string                                { return "exec" }
+func (s funcSource) Database() string                            { return "testdb" }
+func (s funcSource) Describe() string                            { return "test source" }
+func (s funcSource) Check(context.Context) error                 { return nil }
+func (s funcSource) Dump(ctx context.Context, w io.Writer) error { return s.dump(ctx, w) }
+
+// bytesSource dumps data in writes of random sizes, like a dump tool does.
+func bytesSource(data []byte) funcSource {
+	return funcSource{dump: func(ctx context.Context, w io.Writer) error {
+		r := rand.New(rand.NewPCG(1, 2))
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 1+r.IntN(256<<10))
+			if _, err := w.Write(rest[:n]); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		return nil
+	}}
+}
+
+// compressible returns n bytes of text-like data that zstd shrinks a few
+// times, as a database dump does.
+func compressible(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	words := []string{"alpha", "beta", "gamma", "delta", "INSERT", "INTO", "persons", "VALUES", "NULL", "2026-11-26", "\n"}
+	var buf bytes.Buffer
+	for buf.Len() < n {
+		if r.IntN(4) == 0 {
+			var b [8]byte
+			for i := range b {
+				b[i] = byte('a' + r.IntN(26))
+			}
+			buf.Write(b[:])
+		} else {
+			buf.WriteString(words[r.IntN(len(words))])
+		}
+		buf.WriteByte(' ')
+	}
+	return buf.Bytes()[:n]
+}
+
+func openFS(t testing.TB) (drivers.Bucket, string) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := drivers.Open(context.Background(), drivers.Config{Name: "test", Type: "fs", Path: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, dir
+}
+
+// faultyBucket wraps a Bucket and fails part uploads on demand.
+type faultyBucket struct {
+	drivers.Bucket
+	mu        sync.Mutex
+	failParts map[int]int // part number -> failures left
+	code      drivers.Code
+	puts      atomic.Int64
+	aborts    atomic.Int64
+}
+
+func (f *faultyBucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
+	u, err := f.Bucket.NewUpload(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &faultyUpload{Upload: u, f: f}, nil
+}
+
+type faultyUpload struct {
+	drivers.Upload
+	f *faultyBucket
+}
+
+func (u *faultyUpload) PutPart(ctx context.Context, n int, data []byte) error {
+	u.f.puts.Add(1)
+	u.f.mu.Lock()
+	left := u.f.failParts[n]
+	if left > 0 {
+		u.f.failParts[n] = left - 1
+	}
+	u.f.mu.Unlock()
+	if left > 0 {
+		return drivers.Errorf(u.f.code, "put part", u.Key(), errors.New("injected fault"))
+	}
+	return u.Upload.PutPart(ctx, n, data)
+}
+
+func (u *faultyUpload) Abort(ctx context.Context) error {
+	u.f.aborts.Add(1)
+	return u.Upload.Abort(ctx)
+}

@@ -1,0 +1,230 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sh(script string, secrets ...string) *Command {
+	return &Command{Tool: "sh", Path: "sh", Args: []string{"-c", script}, Secrets: secrets}
+}
+
+func TestRunStreamsStdout(t *testing.T) {
+	var out bytes.Buffer
+	if err := sh(`printf 'hello\n'; echo noise >&2`).Run(context.Background(), nil, &out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if out.String() != "hello\n" {
+		t.Fatalf("stdout = %q", out.String())
+	}
+}
+
+func TestRunFailureCarriesStderrTail(t *testing.T) {
+	var out bytes.Buffer
+	err := sh(`echo partial; echo "dump: boom" >&2; exit 3`).Run(context.Background(), nil, &out)
+	var te *ToolError
+	if !errors.As(err, &te) {
+		t.Fatalf("Run = %v, want a ToolError", err)
+	}
+	if te.Tool != "sh" || te.ExitCode != 3 || te.Stderr != "dump: boom" {
+		t.Fatalf("ToolError = %+v", te)
+	}
+	if got := err.Error(); got != "sh failed (exit status 3): dump: boom" {
+		t.Fatalf("Error() = %q", got)
+	}
+	if out.String() != "partial\n" {
+		t.Fatalf("stdout = %q", out.String())
+	}
+}
+
+func TestRunRedactsSecrets(t *testing.T) {
+	err := sh(`echo "FATAL: password s3cr3t-pw rejected" >&2; exit 1`, "s3cr3t-pw", "").Run(context.Background(), nil, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t-pw") || !strings.Contains(err.Error(), "password [redacted] rejected") {
+		t.Fatalf("Run = %v, want the password redacted", err)
+	}
+}
+
+func TestRunKeepsOnlyTheTail(t *testing.T) {
+	err := sh(`head -c 100000 /dev/zero | tr '\0' x >&2; echo >&2; echo "the reason" >&2; exit 1`).Run(context.Background(), nil, io.Discard)
+	var te *ToolError
+	if !errors.As(err, &te) {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(te.Stderr) > StderrTail+len("…") || !strings.HasSuffix(te.Stderr, "the reason") {
+		t.Fatalf("tail is %d bytes ending %q", len(te.Stderr), te.Stderr[max(0, len(te.Stderr)-20):])
+	}
+}
+
+func TestTailDropsSecretCutByWindow(t *testing.T) {
+	const secret = "SECRETPASSWORD"
+	tb := newTailBuffer(16, []string{secret})
+	_, _ = tb.Write([]byte("0123456789" + secret + "\ntail line"))
+	got := tb.String()
+	for k := 3; k < len(secret); k++ {
+		if strings.Contains(got, secret[len(secret)-k:]) {
+			t.Fatalf("tail %q shows the end of the secret", got)
+		}
+	}
+	if !strings.HasSuffix(got, "tail line") {
+		t.Fatalf("tail = %q", got)
+	}
+}
+
+func TestRunCancelKillsProcessGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	// The grandchild holds stdout open: only a group kill ends the copy.
+	err := sh(`sleep 60 & echo $! > `+pidFile+`; wait`).Run(ctx, nil, io.Discard)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, want DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Run took %v after the deadline", d)
+	}
+	b, rerr := os.ReadFile(pidFile)
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	// The grandchild is gone, or a zombie waiting for its new parent.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %d still running: %s", pid, stat)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var errBroken = errors.New("input broke")
+
+type brokenReader struct{ n int }
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.n <= 0 {
+		return 0, errBroken
+	}
+	k := min(len(p), b.n)
+	for i := range p[:k] {
+		p[i] = 'x'
+	}
+	b.n -= k
+	return k, nil
+}
+
+// A tool must never see a clean end of input for a stream that broke: psql
+// would commit what it had read.
+func TestRunBrokenInputKillsBeforeEOF(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "saw-eof")
+	err := sh(`cat > `+filepath.Join(dir, "in")+`; touch `+marker).Run(context.Background(), &brokenReader{n: 1 << 20}, nil)
+	if !errors.Is(err, errBroken) {
+		t.Fatalf("Run = %v, want the reader's error", err)
+	}
+	if _, serr := os.Stat(marker); serr == nil {
+		t.Fatal("the tool saw end of input although the reader failed")
+	}
+}
+
+func TestRunToolStopsReading(t *testing.T) {
+	err := sh(`head -c 10 >/dev/null`).Run(context.Background(), bytes.NewReader(make([]byte, 4<<20)), nil)
+	if err == nil || !strings.Contains(err.Error(), "before reading all its input") {
+		t.Fatalf("Run = %v, want an error saying the input was not all read", err)
+	}
+}
+
+func TestRunWriterFails(t *testing.T) {
+	errUpload := errors.New("upload aborted")
+	err := (&Command{Tool: "yes", Path: "yes"}).Run(context.Background(), nil, writerFunc(func(p []byte) (int, error) { return 0, errUpload }))
+	if !errors.Is(err, errUpload) {
+		t.Fatalf("Run = %v, want the writer's error", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestRunMissingProgram(t *testing.T) {
+	err := (&Command{Tool: "nosuchtool", Path: "dbarchive-no-such-tool"}).Run(context.Background(), nil, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "nosuchtool: cannot start") {
+		t.Fatalf("Run = %v", err)
+	}
+}
+
+func TestLookTool(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if _, err := LookTool("install it", "pg_dump"); err == nil || err.Error() != "pg_dump is not on PATH; install it" {
+		t.Errorf("LookTool = %v", err)
+	}
+	if _, err := LookTool("install it", "mariadb-dump", "mysqldump"); err == nil || err.Error() != "neither mariadb-dump nor mysqldump is on PATH; install it" {
+		t.Errorf("LookTool = %v", err)
+	}
+}
+
+func TestOpenOpaqueKeepsRest(t *testing.T) {
+	var got *url.URL
+	Register(func(u *url.URL, _ Options) (Source, error) { got = u; return nil, nil }, "sourcestest")
+	const rest = `sh -c 'echo "# 100%" ?x'`
+	if _, err := Open("sourcestest:"+rest, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Opaque != rest || got.Scheme != "sourcestest" {
+		t.Fatalf("opener got %#v", got)
+	}
+	if _, err := Open("sourcestest://u:pw@h/%zz", Options{}); err == nil || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("Open of a bad URL = %v, want an error without the password", err)
+	}
+	if _, err := Open("nosuch://x", Options{}); err == nil || !strings.Contains(err.Error(), "sourcestest") {
+		t.Fatalf("Open of an unknown scheme = %v, want the known schemes listed", err)
+	}
+}
+
+func TestResolvePassword(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(file, []byte("from-file\r\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse("postgres://u:from-url@h/db")
+	cases := []struct {
+		opts Options
+		u    *url.URL
+		want string
+	}{
+		{Options{Password: "opt", PasswordFile: file}, u, "opt"},
+		{Options{PasswordFile: file}, u, "from-file"},
+		{Options{}, u, "from-url"},
+		{Options{}, &url.URL{Scheme: "postgres", User: url.User("u"), Host: "h"}, ""},
+	}
+	for _, c := range cases {
+		got, err := c.opts.ResolvePassword(c.u)
+		if err != nil || got != c.want {
+			t.Errorf("ResolvePassword(%+v) = %q, %v; want %q", c.opts, got, err, c.want)
+		}
+	}
+	if _, err := (Options{PasswordFile: filepath.Join(t.TempDir(), "missing")}).ResolvePassword(nil); err == nil {
+		t.Error("a missing password file is not an error")
+	}
+}
+
+func TestWithoutPassword(t *testing.T) {
+	u, _ := url.Parse("mysql://root:hunter2@127.0.0.1:3306/app")
+	if got := WithoutPassword(u); got != "mysql://root@127.0.0.1:3306/app" {
+		t.Fatalf("WithoutPassword = %q", got)
+	}
+}

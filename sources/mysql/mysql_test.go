@@ -1,0 +1,412 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/internal/testdb"
+)
+
+// bigRows makes the "big" table about 70 MB of InnoDB data.
+const bigRows = 500_000
+
+// schema covers what a restore must bring back: unicode and awkward text,
+// binary values of every byte, NULLs, an AUTO_INCREMENT, a view, a stored
+// function, a trigger, and one table over 50 MB (seq_1_to_N comes from
+// MariaDB's built-in Sequence engine).
+const schema = `
+CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(100), note TEXT, born DATE, score DECIMAL(10,2)) CHARACTER SET utf8mb4;
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, person INT, what VARCHAR(20));
+CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW INSERT INTO audit (person, what) VALUES (NEW.id, 'inserted');
+INSERT INTO people VALUES
+  (1, 'Zoë Ñúñez', '日本語テキスト 🎉 Ελληνικά', '1990-01-02', 12.5),
+  (2, 'Ødegaard', NULL, NULL, NULL),
+  (3, 'line\nbreak\ttab', 'quote '' "dq" \\ backslash \0 nul', '2000-02-29', -1);
+CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB);
+INSERT INTO blobs VALUES (1, X'00FF10'), (2, NULL), (3, ''), (4, REPEAT(X'00FF', 5000));
+INSERT INTO blobs SELECT 5, UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR '')) FROM seq_0_to_255;
+CREATE VIEW named AS SELECT id, UPPER(name) AS name FROM people WHERE note IS NOT NULL;
+CREATE FUNCTION add_int(a INT, b INT) RETURNS INT DETERMINISTIC RETURN a + b;
+CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b CHAR(32));
+`
+
+const fillBig = `INSERT INTO big SELECT seq, CONCAT(MD5(seq), MD5(seq + 1)), MD5(seq * 3) FROM seq_1_to_%d`
+
+func setup(t *testing.T, db *sql.DB, rows int) {
+	t.Helper()
+	if _, err := db.Exec(schema); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	if _, err := db.Exec(fmt.Sprintf(fillBig, rows)); err != nil {
+		t.Fatalf("filling big: %v", err)
+	}
+}
+
+// fingerprint is CHECKSUM TABLE of every base table, an ordered hex dump of
+// the small tables and the view, the next AUTO_INCREMENT value, and what
+// the function returns.
+func fingerprint(t *testing.T, db *sql.DB) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `SET SESSION group_concat_max_len = 1 << 30`); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, tbl := range []string{"people", "audit", "blobs", "big"} {
+		var name string
+		var sum sql.NullString
+		if err := conn.QueryRowContext(ctx, "CHECKSUM TABLE "+tbl).Scan(&name, &sum); err != nil {
+			t.Fatalf("checksum %s: %v", tbl, err)
+		}
+		out["checksum "+tbl] = sum.String
+	}
+	for tbl, cols := range map[string]string{
+		"people": "id, HEX(name), HEX(note), born, score",
+		"blobs":  "id, HEX(data), data IS NULL",
+		"named":  "id, HEX(name)",
+	} {
+		var n int
+		var sum string
+		q := fmt.Sprintf(`SELECT COUNT(*), MD5(COALESCE(GROUP_CONCAT(CONCAT_WS('|', %s) ORDER BY id SEPARATOR ','), '')) FROM %s`, cols, tbl)
+		if err := conn.QueryRowContext(ctx, q).Scan(&n, &sum); err != nil {
+			t.Fatalf("rows of %s: %v", tbl, err)
+		}
+		out["rows "+tbl] = fmt.Sprintf("%d rows, md5 %s", n, sum)
+	}
+	var auto sql.NullString
+	var add string
+	if err := conn.QueryRowContext(ctx, `SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'audit'`).Scan(&auto); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRowContext(ctx, `SELECT add_int(2, 3)`).Scan(&add); err != nil {
+		t.Fatalf("function add_int: %v", err)
+	}
+	out["audit AUTO_INCREMENT"], out["add_int(2,3)"] = auto.String, add
+	return out
+}
+
+func checkTrigger(t *testing.T, db *sql.DB) {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO people (id, name) VALUES (100, 'after restore')`); err != nil {
+		t.Fatalf("insert into restored people: %v", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM audit WHERE person = 100`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("trigger after restore: %d audit rows, err %v; want 1", n, err)
+	}
+}
+
+func open(t *testing.T, raw string, opts sources.Options) *Source {
+	t.Helper()
+	s, err := sources.Open(raw, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s.(*Source)
+}
+
+func TestRoundTrip(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	name, db := srv.Create(t, "my_src")
+	start := time.Now()
+	setup(t, db, bigRows)
+	if _, err := db.Exec(`ANALYZE TABLE big`); err != nil {
+		t.Fatal(err)
+	}
+	var size int64
+	if err := db.QueryRow(`SELECT data_length FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'big'`).Scan(&size); err != nil || size < 50<<20 {
+		t.Fatalf("big table is %d bytes (err %v), want at least 50 MiB", size, err)
+	}
+	t.Logf("generated big: %d rows, %.1f MB data in %v", bigRows, float64(size)/1e6, time.Since(start).Round(time.Millisecond))
+	want := fingerprint(t, db)
+
+	ctx := context.Background()
+	src := open(t, srv.URL(name), sources.Options{})
+	if err := src.Check(ctx); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "dump.sql")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := src.Dump(ctx, f); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	dumpTime := time.Since(start)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(file)
+
+	target := srv.Name(t, "my_dst")
+	dst := open(t, srv.URL(target), sources.Options{CreateDatabase: true})
+	if err := dst.CheckRestore(ctx); err != nil {
+		t.Fatalf("CheckRestore: %v", err)
+	}
+	in, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	start = time.Now()
+	if err := dst.Restore(ctx, in); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	t.Logf("dump %.1f MB in %v, restore in %v", float64(fi.Size())/1e6, dumpTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+
+	restored := srv.Connect(t, target)
+	got := fingerprint(t, restored)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: restored %q, source %q", k, got[k], v)
+		}
+	}
+	checkTrigger(t, restored)
+}
+
+func smallDump(t *testing.T, srv *testdb.Server) []byte {
+	t.Helper()
+	name, db := srv.Create(t, "my_small")
+	setup(t, db, 20_000)
+	var buf bytes.Buffer
+	if err := open(t, srv.URL(name), sources.Options{}).Dump(context.Background(), &buf); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	return buf.Bytes()
+}
+
+var errBroken = errors.New("input broke half-way")
+
+type brokenReader struct {
+	data []byte
+	n    int
+}
+
+func (b *brokenReader) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		return 0, errBroken
+	}
+	k := copy(p, b.data[:min(b.n, len(b.data))])
+	b.data, b.n = b.data[k:], b.n-k
+	return k, nil
+}
+
+func databaseExists(t *testing.T, srv *testdb.Server, name string) bool {
+	t.Helper()
+	var n int
+	if err := srv.Admin.QueryRow(`SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ?`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+func TestRestoreFailureDropsCreatedDatabase(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	dump := smallDump(t, srv)
+
+	t.Run("input fails half-way", func(t *testing.T) {
+		target := srv.Name(t, "my_created")
+		err := open(t, srv.URL(target), sources.Options{CreateDatabase: true}).Restore(context.Background(), &brokenReader{data: dump, n: len(dump) / 2})
+		if !errors.Is(err, errBroken) {
+			t.Fatalf("Restore = %v, want the reader's error", err)
+		}
+		if databaseExists(t, srv, target) {
+			t.Fatal("the database created for the failed restore still exists")
+		}
+	})
+	t.Run("statement fails", func(t *testing.T) {
+		target := srv.Name(t, "my_created")
+		bad := append(slices.Clone(dump), "SELECT no_such_column FROM people;\n"...)
+		err := open(t, srv.URL(target), sources.Options{CreateDatabase: true}).Restore(context.Background(), bytes.NewReader(bad))
+		var te *sources.ToolError
+		if !errors.As(err, &te) || !strings.Contains(te.Stderr, "no_such_column") {
+			t.Fatalf("Restore = %v, want a ToolError with the client's stderr", err)
+		}
+		if databaseExists(t, srv, target) {
+			t.Fatal("the database created for the failed restore still exists")
+		}
+	})
+	t.Run("existing database is not dropped", func(t *testing.T) {
+		target, db := srv.Create(t, "my_existing")
+		if _, err := db.Exec(`CREATE TABLE keep (v TEXT); INSERT INTO keep VALUES ('mine')`); err != nil {
+			t.Fatal(err)
+		}
+		err := open(t, srv.URL(target), sources.Options{}).Restore(context.Background(), &brokenReader{data: dump, n: len(dump) / 2})
+		if !errors.Is(err, errBroken) {
+			t.Fatalf("Restore = %v, want the reader's error", err)
+		}
+		var v string
+		if err := db.QueryRow(`SELECT v FROM keep`).Scan(&v); err != nil || v != "mine" {
+			t.Fatalf("existing table after a failed restore: %q, %v", v, err)
+		}
+	})
+}
+
+func TestDumpMissingDatabase(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	err := open(t, srv.URL("dbarchive_no_such_db"), sources.Options{}).Dump(context.Background(), io.Discard)
+	var te *sources.ToolError
+	if !errors.As(err, &te) || te.ExitCode == 0 || !strings.Contains(te.Stderr, "Unknown database") {
+		t.Fatalf("Dump = %v, want a ToolError with the dump tool's stderr", err)
+	}
+}
+
+// A user that needs its password over TCP proves the option file carries
+// it; the password holds what option files treat specially.
+func TestPassword(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	name, db := srv.Create(t, "my_pw")
+	if _, err := db.Exec(`CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('secret data')`); err != nil {
+		t.Fatal(err)
+	}
+	user := testdb.Unique("dbarchive_pw")
+	const pw = `p#a ss\w"rd`
+	// CREATE USER takes no placeholders; the literal escapes the backslash.
+	if _, err := srv.Admin.Exec(fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, strings.ReplaceAll(pw, `\`, `\\`))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = srv.Admin.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user)) })
+	if _, err := srv.Admin.Exec(fmt.Sprintf("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON %s.* TO '%s'@'%%'", testdb.QuoteMy(name), user)); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse(srv.URL(name))
+	base.User = url.User(user)
+
+	t.Run("options password dumps", func(t *testing.T) {
+		s := open(t, base.String(), sources.Options{Password: pw})
+		var out bytes.Buffer
+		if err := s.Dump(context.Background(), &out); err != nil {
+			t.Fatalf("Dump: %v", err)
+		}
+		if !strings.Contains(out.String(), "secret data") {
+			t.Fatal("the dump lacks the table's row")
+		}
+	})
+	t.Run("url password dumps, never shown", func(t *testing.T) {
+		withPw := *base
+		withPw.User = url.UserPassword(user, pw)
+		s := open(t, withPw.String(), sources.Options{})
+		if strings.Contains(s.Describe(), "ss") {
+			t.Errorf("Describe = %q", s.Describe())
+		}
+		if err := s.Dump(context.Background(), io.Discard); err != nil {
+			t.Fatalf("Dump: %v", err)
+		}
+	})
+	t.Run("wrong password fails without showing it", func(t *testing.T) {
+		const wrong = "wrong-pw-1234"
+		err := open(t, base.String(), sources.Options{Password: wrong}).Dump(context.Background(), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "Access denied") || strings.Contains(err.Error(), wrong) {
+			t.Fatalf("Dump = %v, want access denied without the password", err)
+		}
+	})
+	t.Run("never in arguments or environment", func(t *testing.T) {
+		s := open(t, base.String(), sources.Options{Password: pw})
+		for what, cmd := range map[string]*sources.Command{
+			"dump":    s.dumpCommand("/tmp/opts.cnf", nil),
+			"restore": s.restoreCommand("/tmp/opts.cnf", nil),
+			"create":  s.sqlCommand("/tmp/opts.cnf", nil, "CREATE DATABASE x"),
+		} {
+			ec := cmd.Cmd(context.Background())
+			if ec.Args[1] != "--defaults-extra-file=/tmp/opts.cnf" {
+				t.Errorf("%s: first argument %q, want --defaults-extra-file", what, ec.Args[1])
+			}
+			for _, a := range append(slices.Clone(ec.Args), ec.Env...) {
+				if strings.Contains(a, "ss\\w") {
+					t.Errorf("%s: %q holds the password", what, a)
+				}
+			}
+		}
+	})
+	t.Run("option file is private and removed", func(t *testing.T) {
+		dir := t.TempDir()
+		t.Setenv("TMPDIR", dir)
+		s := open(t, base.String(), sources.Options{Password: pw})
+		var mode os.FileMode
+		err := s.withOptionFile(func(path string, _ []string) error {
+			fi, err := os.Stat(path)
+			if err == nil {
+				mode = fi.Mode().Perm()
+			}
+			return err
+		})
+		if err != nil || mode != 0o600 {
+			t.Fatalf("option file mode %v, err %v; want 0600", mode, err)
+		}
+		if err := s.Dump(context.Background(), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if left, _ := os.ReadDir(dir); len(left) != 0 {
+			t.Fatalf("left behind: %v", left)
+		}
+	})
+}
+
+func TestQuoteOption(t *testing.T) {
+	cases := map[string]string{
+		"plain":       `"plain"`,
+		`a#b c`:       `"a#b c"`,
+		`back\slash`:  `"back\\slash"`,
+		`has"quote`:   `'has"quote'`,
+		"new\nline\t": `"new\nline\t"`,
+	}
+	for in, want := range cases {
+		if got, err := quoteOption(in); err != nil || got != want {
+			t.Errorf("quoteOption(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := quoteOption(`both"'`); err == nil {
+		t.Error("a value with both quote characters was accepted")
+	}
+}
+
+func TestCheckToolMissing(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	s := open(t, "mysql://root@h/db", sources.Options{})
+	if err := s.Check(context.Background()); err == nil || !strings.Contains(err.Error(), "neither mariadb-dump nor mysqldump is on PATH") {
+		t.Fatalf("Check = %v", err)
+	}
+	if err := s.CheckRestore(context.Background()); err == nil || !strings.Contains(err.Error(), "neither mariadb nor mysql is on PATH") {
+		t.Fatalf("CheckRestore = %v", err)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	for raw, wantErr := range map[string]string{
+		"mysql://root@127.0.0.1:3306/app":            "",
+		"mariadb://root@localhost/app?socket=/run/x": "",
+		"mysql://root@h/":                            "one database name",
+		"mysql://root@h/app?tls=true":                `unsupported parameter "tls"`,
+		"mysql:app":                                  "want mysql://",
+	} {
+		s, err := sources.Open(raw, sources.Options{})
+		if wantErr == "" {
+			if err != nil || s.Type() != "mysql" || s.Database() != "app" {
+				t.Errorf("Open(%q) = %v, %v", raw, s, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("Open(%q) = %v, want %q", raw, err, wantErr)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+// Package sources reads databases into a byte stream and writes such a stream
+// back: one small driver per source type (postgres, mysql, http, exec),
+// registered by URL scheme like the storage drivers are by repo type.
+//
+// A source knows its dump and restore tools and nothing about storage or
+// compression: the archiver hands it a writer to dump into and a reader to
+// restore from. Credentials reach the tools through their environment or a
+// private file, never through process arguments, and never appear in an
+// error, a log line or Describe.
+package sources
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Source is one database (or other stream producer) named by a URL.
+type Source interface {
+	// Type is the source type recorded in the manifest: postgres, mysql,
+	// http, exec.
+	Type() string
+	// Database is the database name recorded in the manifest, or "" when the
+	// type has none.
+	Database() string
+	// Describe is the URL with every credential removed, for logs.
+	Describe() string
+	// Check verifies before anything is uploaded that the dump can start:
+	// the tool is on PATH, the options are consistent. It does not connect.
+	Check(ctx context.Context) error
+	// Dump writes the whole dump to w. It returns nil only when the dump is
+	// complete: a tool that exits non-zero, is killed, or stops early yields
+	// an error that carries the tail of its stderr (credentials redacted).
+	Dump(ctx context.Context, w io.Writer) error
+}
+
+// Restorer is a Source that can load a dump back.
+type Restorer interface {
+	// CheckRestore verifies that the restore can start (tool on PATH).
+	CheckRestore(ctx context.Context) error
+	// Restore loads the dump read from r into the target. Where the tool
+	// allows, it runs in a single transaction, so that a failure (including
+	// r returning an error half-way) leaves the target unchanged.
+	Restore(ctx context.Context, r io.Reader) error
+}
+
+// Options are settings that do not belong in a URL.
+type Options struct {
+	// Password, when set, overrides any password source below. It is never
+	// passed on a command line.
+	Password string
+	// PasswordFile names a file whose first line is the password.
+	PasswordFile string
+	// Format is the dump format where the tool has several (postgres:
+	// custom, plain, tar, directory is refused because it is not a stream).
+	Format string
+	// CreateDatabase makes Restore create the target database first.
+	CreateDatabase bool
+}
+
+// ResolvePassword returns the password in order of precedence: Options.Password,
+// the first line of Options.PasswordFile, the password inside the URL. It
+// returns "" when there is none, leaving the tool's own defaults (PGPASSWORD,
+// ~/.pgpass, ~/.my.cnf) to apply. An error names the file, never its content.
+func (o Options) ResolvePassword(u *url.URL) (string, error) {
+	if o.Password != "" {
+		return o.Password, nil
+	}
+	if o.PasswordFile != "" {
+		b, err := os.ReadFile(o.PasswordFile)
+		if err != nil {
+			return "", fmt.Errorf("password file: %w", err)
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return "", fmt.Errorf("password file %s: first line is empty", o.PasswordFile)
+		}
+		return line, nil
+	}
+	if u != nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			return pw, nil
+		}
+	}
+	return "", nil
+}
+
+// Formatted is a Source whose dump comes in one of several formats that a
+// restore must be told (postgres: custom, plain, tar). The archiver records
+// Format in the manifest and passes it back as Options.Format on restore.
+type Formatted interface {
+	Format() string
+}
+
+// Opener builds a Source from a URL. A URL whose scheme is not followed by
+// "//" is opaque: u.Opaque holds the rest exactly as given (exec: command
+// lines hold spaces, %, # and ? that URL parsing would mangle).
+type Opener func(u *url.URL, opts Options) (Source, error)
+
+var (
+	mu      sync.RWMutex
+	openers = map[string]Opener{}
+)
+
+// Register makes a source type available under one or more URL schemes. It
+// panics on an empty or duplicate scheme.
+func Register(opener Opener, schemes ...string) {
+	mu.Lock()
+	defer mu.Unlock()
+	if opener == nil || len(schemes) == 0 {
+		panic("sources: Register needs an opener and a scheme")
+	}
+	for _, s := range schemes {
+		if s == "" {
+			panic("sources: Register with an empty scheme")
+		}
+		if _, dup := openers[s]; dup {
+			panic("sources: Register called twice for scheme " + s)
+		}
+		openers[s] = opener
+	}
+}
+
+// Schemes lists the registered URL schemes, sorted.
+func Schemes() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(openers))
+	for s := range openers {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Open parses a source URL and opens it with the registered driver. The
+// error never repeats the URL's password.
+func Open(raw string, opts Options) (Source, error) {
+	scheme, _, ok := strings.Cut(raw, ":")
+	if !ok || scheme == "" {
+		return nil, fmt.Errorf("source URL: missing scheme; known schemes: %s", strings.Join(Schemes(), ", "))
+	}
+	scheme = strings.ToLower(scheme)
+	mu.RLock()
+	opener, found := openers[scheme]
+	mu.RUnlock()
+	if !found {
+		return nil, fmt.Errorf("source URL: unknown scheme %q; known schemes: %s", scheme, strings.Join(Schemes(), ", "))
+	}
+	if rest := raw[len(scheme)+1:]; !strings.HasPrefix(rest, "//") {
+		return opener(&url.URL{Scheme: scheme, Opaque: rest}, opts)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the input, which may hold a password.
+		return nil, fmt.Errorf("source URL (%s): cannot parse", scheme)
+	}
+	return opener(u, opts)
+}
+
+// WithoutPassword returns u as a string with the password removed (the user
+// name stays: it helps reading a log and is not a credential).
+func WithoutPassword(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User(c.User.Username())
+	}
+	return c.String()
+}
