@@ -7,4 +7,6 @@ import (
 	_ "github.com/dbarchive/dbarchive/drivers/azure"
 	_ "github.com/dbarchive/dbarchive/drivers/fs"
 	_ "github.com/dbarchive/dbarchive/drivers/gcs"
+	_ "github.com/dbarchive/dbarchive/drivers/ibmcos"
+	_ "github.com/dbarchive/dbarchive/drivers/s3"
 )

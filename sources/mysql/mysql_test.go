@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
-	"github.com/dbarchive/dbarchive/sources/internal/testdb"
+	"github.com/dbarchive/dbarchive/internal/testdb"
 )
 
 // bigRows makes the "big" table about 70 MB of InnoDB data.

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
-	"github.com/dbarchive/dbarchive/sources/internal/testdb"
+	"github.com/dbarchive/dbarchive/internal/testdb"
 )
 
 // bigRows makes the "big" table about 68 MB of heap (pg_relation_size).
