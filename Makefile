@@ -35,8 +35,8 @@ vet: ## go vet, and fail on unformatted files.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: test
-test: test-deps vet ## Run every test: drivers on emulators, archiver and CLI on the local PostgreSQL and MariaDB.
-	CI=$${CI:-} $(GO) test $(GOTEST_FLAGS) ./...
+test: test-deps envtest-assets vet ## Run every test: drivers on emulators, archiver and CLI on the local databases, operator on envtest.
+	$(GO) test $(GOTEST_FLAGS) ./...
 
 .PHONY: conformance
 conformance: test-deps ## Run the storage conformance suite on all five drivers.
@@ -50,6 +50,8 @@ bench: test-deps ## Run the Go benchmarks (not part of make test).
 fuzz: ## Fuzz the manifest decoder and the URL parsers for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeManifest -fuzztime 30s ./archiver/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./repourl/
+
+include hack/operator.mk
 
 ##@ Dependencies
 

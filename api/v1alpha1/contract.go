@@ -1,0 +1,109 @@
+package v1alpha1
+
+import "strings"
+
+// The contract between the operator, which builds the backup pod, and the
+// job binary (`dbarchive job`), which runs in it. Both import these names so
+// that neither repeats a string the other must match.
+
+// DefaultImage is the backup job's image when spec.image is empty.
+const DefaultImage = "ghcr.io/dbarchive/dbarchive:latest"
+
+// JobContainerName is the name of the backup container in the pod.
+const JobContainerName = "backup"
+
+// JobCommand is the backup container's command.
+var JobCommand = []string{"dbarchive", "job"}
+
+// Environment variables of the backup container. None carries a secret
+// value: JobEnvSourcePassword is a secretKeyRef resolved by the kubelet.
+const (
+	// JobEnvResourceName is the DatabaseBackup's name (the article's name).
+	JobEnvResourceName = "BACKUP_RESOURCE_NAME"
+	// JobEnvNamespace is the DatabaseBackup's namespace (the article's name).
+	JobEnvNamespace = "NAMESPACE"
+	// JobEnvRepo is the name of the repo in spec.repos the trigger names.
+	JobEnvRepo = "BACKUP_REPO"
+	// JobEnvTrigger is JobTriggerManual or JobTriggerScheduled.
+	JobEnvTrigger = "BACKUP_TRIGGER"
+	// JobEnvBucket is the resolved bucket of an object store repo: bucket,
+	// or bucketNamePrefix followed by the resource's name (see
+	// Repo.ResolvedBucket). Absent for fs repos.
+	JobEnvBucket = "BACKUP_BUCKET"
+	// JobEnvSourcePassword is the source's password, from
+	// spec.source.passwordSecretRef by secretKeyRef. Absent when unset.
+	JobEnvSourcePassword = "DBARCHIVE_SOURCE_PASSWORD"
+)
+
+// Values of JobEnvTrigger.
+const (
+	JobTriggerManual    = "manual"
+	JobTriggerScheduled = "scheduled"
+)
+
+// Paths inside the backup container.
+const (
+	// RepoSecretMountPath is where the repo's Secret (spec.repos[].secretName)
+	// is mounted read-only, one file per key.
+	RepoSecretMountPath = "/var/run/dbarchive/repo-secret"
+	// CABundleMountPath is where the repo's CA bundle Secret key is mounted,
+	// as the file CABundleFile.
+	CABundleMountPath = "/var/run/dbarchive/ca"
+	// CABundleFile is the CA bundle's file name under CABundleMountPath,
+	// whatever the key in the Secret is called.
+	CABundleFile = "ca.crt"
+	// FSRepoMountPath is where an fs repo's PersistentVolumeClaim is
+	// mounted; the repo is the directory FSRepoMountPath/<fs.path>.
+	FSRepoMountPath = "/var/lib/dbarchive/repo"
+	// TmpMountPath is a writable emptyDir: the root filesystem is read-only.
+	TmpMountPath = "/tmp"
+)
+
+// DefaultCABundleKey is the Secret key of a CA bundle when caBundle.key is
+// empty.
+const DefaultCABundleKey = "ca.crt"
+
+// RepoByName returns the repo of spec.repos with that name, or nil.
+func (s *DatabaseBackupSpec) RepoByName(name string) *Repo {
+	for i := range s.Repos {
+		if s.Repos[i].Name == name {
+			return &s.Repos[i]
+		}
+	}
+	return nil
+}
+
+// ResolvedBucket is the bucket (azure: container) of an object store repo of
+// the DatabaseBackup named resourceName: bucket when set, else
+// bucketNamePrefix followed by resourceName. It is "" for an fs repo.
+func (r *Repo) ResolvedBucket(resourceName string) string {
+	switch {
+	case r.Type == RepoTypeFS:
+		return ""
+	case r.Bucket != "":
+		return r.Bucket
+	case r.BucketNamePrefix != "":
+		return r.BucketNamePrefix + resourceName
+	}
+	return ""
+}
+
+// FSRepoDir is the directory of an fs repo inside the backup container.
+func (r *Repo) FSRepoDir() string {
+	if r.FS == nil {
+		return FSRepoMountPath
+	}
+	p := strings.Trim(r.FS.Path, "/")
+	if p == "" {
+		return FSRepoMountPath
+	}
+	return FSRepoMountPath + "/" + p
+}
+
+// CABundleKey is the Secret key of the repo's CA bundle, defaulted.
+func (r *Repo) CABundleKey() string {
+	if r.CABundle == nil || r.CABundle.Key == "" {
+		return DefaultCABundleKey
+	}
+	return r.CABundle.Key
+}

@@ -1,0 +1,476 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RepoType names a kind of backup storage. Each type is implemented by one
+// driver of the job binary.
+// +kubebuilder:validation:Enum=fs;s3;ibmcos;gcs;azure
+type RepoType string
+
+// The repo types the job binary has drivers for.
+const (
+	RepoTypeFS     RepoType = "fs"
+	RepoTypeS3     RepoType = "s3"
+	RepoTypeIBMCOS RepoType = "ibmcos"
+	RepoTypeGCS    RepoType = "gcs"
+	RepoTypeAzure  RepoType = "azure"
+)
+
+// RepoTypes lists every repo type, in the order the CRD enum lists them. The
+// controller checks against it too, so that an object stored under an older
+// schema is reported instead of handed to a job that cannot use it.
+var RepoTypes = []RepoType{RepoTypeFS, RepoTypeS3, RepoTypeIBMCOS, RepoTypeGCS, RepoTypeAzure}
+
+// SourceType names a kind of database (or stream) the job reads.
+// +kubebuilder:validation:Enum=postgres;mysql;http;exec
+type SourceType string
+
+// The source types the job binary can dump.
+const (
+	SourceTypePostgres SourceType = "postgres"
+	SourceTypeMySQL    SourceType = "mysql"
+	SourceTypeHTTP     SourceType = "http"
+	SourceTypeExec     SourceType = "exec"
+)
+
+// DatabaseBackupSpec says what to back up, where to, and when.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.manualTrigger) || self.repos.exists(r, r.name == self.manualTrigger.repo)",message="manualTrigger.repo must be the name of a repo in spec.repos"
+// +kubebuilder:validation:XValidation:rule="!has(self.scheduledTrigger) || self.repos.exists(r, r.name == self.scheduledTrigger.repo)",message="scheduledTrigger.repo must be the name of a repo in spec.repos"
+type DatabaseBackupSpec struct {
+	// repos are the places backups can be written to. A trigger names one of
+	// them. Names must be unique within the list.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(r, self.exists_one(o, o.name == r.name))",message="repo names must be unique within spec.repos"
+	// +listType=atomic
+	Repos []Repo `json:"repos"`
+
+	// manualTrigger requests a one-off backup. Each distinct time runs once:
+	// the operator creates one Job for it (at that time, or at once when the
+	// time has passed) and never again, even after the Job is deleted.
+	// Change time to request another backup.
+	// +optional
+	ManualTrigger *ManualTrigger `json:"manualTrigger,omitempty"`
+
+	// scheduledTrigger runs backups on a cron schedule through a CronJob
+	// named <metadata.name>-scheduled.
+	// +optional
+	ScheduledTrigger *ScheduledTrigger `json:"scheduledTrigger,omitempty"`
+
+	// source is the database to back up. Without it the resource is accepted
+	// but nothing runs: status reports Ready=False with reason SourceMissing.
+	// +optional
+	Source *Source `json:"source,omitempty"`
+
+	// retention says which backups to keep in the repo after each backup.
+	// Without it nothing is deleted.
+	// +optional
+	Retention *Retention `json:"retention,omitempty"`
+
+	// image is the container image of the backup job. It must contain the
+	// dbarchive binary and the dump tools of the source type. Defaults to
+	// ghcr.io/dbarchive/dbarchive:latest.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// compressionLevel is the zstd level, 1 (fastest) to 22 (smallest).
+	// Defaults to the job's default level.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=22
+	// +optional
+	CompressionLevel *int32 `json:"compressionLevel,omitempty"`
+
+	// partSize is the size of each uploaded part, e.g. 64Mi. Memory use of
+	// the job is about partSize x (concurrency + 1). The job grows it when the
+	// repo's part count limit would otherwise be reached. Defaults to the
+	// job's default.
+	// +optional
+	PartSize *resource.Quantity `json:"partSize,omitempty"`
+
+	// concurrency is the number of parts uploaded in parallel.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	Concurrency *int32 `json:"concurrency,omitempty"`
+
+	// suspend pauses this resource: the CronJob is suspended and a manual
+	// trigger that has not run yet waits until suspend is false again.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// resources are the compute resources of the backup container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// backoffLimit is the number of retries of a failed backup Job before it
+	// is marked failed. Defaults to 2.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// activeDeadlineSeconds bounds the run time of one backup Job; when it
+	// is reached the Job's pods are stopped and the Job fails.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// successfulJobsHistoryLimit is the number of finished successful Jobs
+	// kept, for the CronJob and for manual triggers each. Defaults to 3.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	SuccessfulJobsHistoryLimit *int32 `json:"successfulJobsHistoryLimit,omitempty"`
+
+	// failedJobsHistoryLimit is the number of failed Jobs kept, for the
+	// CronJob and for manual triggers each. Defaults to 1.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit,omitempty"`
+}
+
+// Repo is one place backups are written to: a bucket (or container) of an
+// object store, or a directory on a PersistentVolumeClaim.
+//
+// The bucket is bucket when set. When only bucketNamePrefix is set, the bucket
+// is bucketNamePrefix followed by the DatabaseBackup's metadata.name (the
+// article's "database-backup-" gives database-backup-<name>), and the job
+// creates it on first use.
+//
+// +kubebuilder:validation:XValidation:rule="self.type != 'fs' || has(self.fs)",message="a repo of type fs needs fs.claimName: the PersistentVolumeClaim that holds the repo"
+// +kubebuilder:validation:XValidation:rule="self.type == 'fs' || !has(self.fs)",message="fs is only allowed on a repo of type fs"
+// +kubebuilder:validation:XValidation:rule="self.type == 'fs' || has(self.bucket) || has(self.bucketNamePrefix)",message="a repo of type s3, ibmcos, gcs or azure needs bucket or bucketNamePrefix"
+// +kubebuilder:validation:XValidation:rule="!(has(self.bucket) && has(self.bucketNamePrefix))",message="set either bucket or bucketNamePrefix, not both"
+type Repo struct {
+	// name identifies the repo within this resource; triggers refer to it.
+	// A DNS label: lowercase letters, digits and '-'.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="repo name must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"
+	Name string `json:"name"`
+
+	// type is the kind of storage: fs (a PersistentVolumeClaim), s3 (AWS S3
+	// or any S3-compatible store), ibmcos (IBM Cloud Object Storage), gcs
+	// (Google Cloud Storage) or azure (Azure Blob Storage).
+	Type RepoType `json:"type"`
+
+	// secretName is the Secret in this namespace holding the repo's
+	// credentials. It is mounted read-only into the backup pod; its keys
+	// depend on the type: ibmcos HmacAccessKeyId and HmacSecretAccessKey, or
+	// ApiKey and ServiceInstanceId; s3 AccessKeyId and SecretAccessKey
+	// (optionally SessionToken); gcs ServiceAccountJson (and ProjectId to
+	// create buckets); azure AccountName and AccountKey, or SasToken, or
+	// ConnectionString. Without it the job uses the platform's ambient
+	// credentials (workload identity, instance roles).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// serviceEndpoint is the object store's endpoint URL, e.g.
+	// https://s3.fra.eu.cloud-object-storage.appdomain.cloud. Defaults to the
+	// provider's public endpoint for the region.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	ServiceEndpoint string `json:"serviceEndpoint,omitempty"`
+
+	// authEndpoint is the token endpoint for API-key authentication (ibmcos),
+	// default https://iam.cloud.ibm.com/identity/token.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	AuthEndpoint string `json:"authEndpoint,omitempty"`
+
+	// bucketNamePrefix makes the bucket name: the prefix followed by this
+	// resource's metadata.name. The bucket is created on first use. Exclusive
+	// with bucket.
+	// +kubebuilder:validation:MaxLength=62
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9][-a-z0-9.]*$')",message="bucketNamePrefix must start with a lowercase letter or digit and contain only lowercase letters, digits, '-' and '.'"
+	// +optional
+	BucketNamePrefix string `json:"bucketNamePrefix,omitempty"`
+
+	// bucket is the bucket (azure: container) backups go to. Exclusive with
+	// bucketNamePrefix.
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Bucket string `json:"bucket,omitempty"`
+
+	// prefix is prepended to every object key, e.g. "prod/orders", so that
+	// several resources can share a bucket.
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+
+	// region is the object store's region, e.g. eu-de. Needed by s3 when the
+	// endpoint does not imply it.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Region string `json:"region,omitempty"`
+
+	// pathStyle addresses buckets as <endpoint>/<bucket> instead of
+	// <bucket>.<endpoint>; most self-hosted S3-compatible stores need it.
+	// +optional
+	PathStyle bool `json:"pathStyle,omitempty"`
+
+	// caBundle is a Secret key holding PEM certificates to trust for the
+	// endpoints, for stores behind a private certificate authority.
+	// +optional
+	CABundle *CABundleRef `json:"caBundle,omitempty"`
+
+	// fs is the PersistentVolumeClaim of a repo of type fs.
+	// +optional
+	FS *FSRepo `json:"fs,omitempty"`
+}
+
+// CABundleRef selects a key of a Secret in the resource's namespace.
+type CABundleRef struct {
+	// secretName is the Secret holding the CA bundle.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretName string `json:"secretName"`
+
+	// key is the Secret key holding the PEM bundle. Defaults to ca.crt.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// FSRepo is a directory on a PersistentVolumeClaim.
+type FSRepo struct {
+	// claimName is the PersistentVolumeClaim, in this namespace, mounted
+	// into the backup pod.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	ClaimName string `json:"claimName"`
+
+	// path is the directory within the volume that holds the repo; the
+	// volume's root when empty.
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="!self.split('/').exists(e, e == '..')",message="fs.path must stay inside the volume: '..' is not allowed"
+	// +optional
+	Path string `json:"path,omitempty"`
+}
+
+// ManualTrigger requests a one-off backup.
+type ManualTrigger struct {
+	// enabled must be true for the trigger to run. With false nothing
+	// happens, and a Job that already exists is left alone.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// time is when the backup should start (RFC 3339, e.g.
+	// 2022-12-15T02:59:43.1Z). A time in the past starts at once; a time in
+	// the future waits until then. Each distinct time runs once.
+	// +kubebuilder:validation:Format=date-time
+	// +kubebuilder:validation:MaxLength=64
+	Time string `json:"time"`
+
+	// repo is the name of the repo in spec.repos to write to.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Repo string `json:"repo"`
+}
+
+// ScheduledTrigger runs backups periodically.
+type ScheduledTrigger struct {
+	// enabled must be true for the CronJob to exist. With false the CronJob
+	// is deleted (Jobs it started finish on their own).
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// schedule is a cron expression of five fields (minute hour
+	// day-of-month month day-of-week, e.g. "0 * * * *") or one of @hourly,
+	// @daily, @midnight, @weekly, @monthly, @yearly, @annually. Times are in
+	// the kube-controller-manager's time zone unless timeZone is set.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(annually|yearly|monthly|weekly|daily|midnight|hourly)|[0-9A-Za-z*?/,-]+( +[0-9A-Za-z*?/,-]+){4})$')",message="schedule must be a cron expression of five fields (minute hour day-of-month month day-of-week), e.g. \"0 * * * *\", or one of @hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually"
+	Schedule string `json:"schedule"`
+
+	// timeZone is the IANA time zone of the schedule, e.g. Europe/Berlin.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	TimeZone *string `json:"timeZone,omitempty"`
+
+	// repo is the name of the repo in spec.repos to write to.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Repo string `json:"repo"`
+
+	// startingDeadlineSeconds is how late a scheduled run may start before
+	// it is skipped (for example after the controller was down). Defaults
+	// to 300.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+}
+
+// Source is the database the job reads.
+//
+// +kubebuilder:validation:XValidation:rule="(self.type != 'postgres' && self.type != 'mysql') || (has(self.host) && has(self.database))",message="a postgres or mysql source needs host and database"
+// +kubebuilder:validation:XValidation:rule="self.type != 'http' || has(self.url)",message="an http source needs url"
+// +kubebuilder:validation:XValidation:rule="self.type != 'exec' || (has(self.command) && size(self.command) > 0)",message="an exec source needs command"
+type Source struct {
+	// type is the kind of source: postgres (pg_dump), mysql (mariadb-dump),
+	// http (the body of a GET) or exec (the standard output of a command).
+	Type SourceType `json:"type"`
+
+	// host is the database server's host name or address.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Host string `json:"host,omitempty"`
+
+	// port is the database server's port; the type's default when unset
+	// (postgres 5432, mysql 3306).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// database is the database to dump.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Database string `json:"database,omitempty"`
+
+	// user is the user to connect as.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	User string `json:"user,omitempty"`
+
+	// passwordSecretRef is the Secret key holding the password (for http:
+	// the basic-auth password of the URL's user). It reaches the job as an
+	// environment variable by reference, never as a value in the Job.
+	// +optional
+	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+
+	// url is the URL an http source reads with GET.
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// command is the program and arguments of an exec source; its standard
+	// output is the backup. It runs in the job container without a shell.
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Command []string `json:"command,omitempty"`
+}
+
+// SecretKeyRef selects a key of a Secret in the resource's namespace.
+type SecretKeyRef struct {
+	// name is the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// key is the key within the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// Retention says which backups the job keeps after each backup; a backup is
+// kept when either rule keeps it.
+type Retention struct {
+	// keepLast keeps the newest N backups.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	KeepLast *int32 `json:"keepLast,omitempty"`
+
+	// keepWithin keeps backups younger than this duration, e.g. 720h.
+	// +optional
+	KeepWithin *metav1.Duration `json:"keepWithin,omitempty"`
+}
+
+// DatabaseBackupStatus is what the operator and the backup job report.
+type DatabaseBackupStatus struct {
+	// conditions: Ready says whether the spec is valid and its Secrets
+	// exist; Succeeded says how the last backup ended (reason
+	// BackupSucceeded, BackupFailed or BackupRunning).
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastBackup describes the last successful backup.
+	// +optional
+	LastBackup *LastBackup `json:"lastBackup,omitempty"`
+
+	// lastScheduleTime is when the CronJob last started a Job.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// lastManualTriggerTime is the manualTrigger.time that was last turned
+	// into a Job; that time never runs again.
+	// +optional
+	LastManualTriggerTime string `json:"lastManualTriggerTime,omitempty"`
+}
+
+// LastBackup describes one finished backup in a repo.
+type LastBackup struct {
+	// id is the backup id; ids sort by time.
+	ID string `json:"id"`
+
+	// repo is the name of the repo the backup was written to.
+	Repo string `json:"repo"`
+
+	// objectKey is the key of the backup's data object in the repo.
+	// +optional
+	ObjectKey string `json:"objectKey,omitempty"`
+
+	// storedSize is the size in bytes of the stored (compressed) data.
+	// +optional
+	StoredSize int64 `json:"storedSize,omitempty"`
+
+	// duration is how long the backup took.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+
+	// finishedTime is when the backup was committed.
+	// +optional
+	FinishedTime *metav1.Time `json:"finishedTime,omitempty"`
+}
+
+// DatabaseBackup backs a database up to object storage, once on request or
+// on a schedule.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dbb;dbbackup,categories=dbarchive
+// +kubebuilder:printcolumn:name="Repo",type=string,JSONPath=`.spec.scheduledTrigger.repo`
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.scheduledTrigger.schedule`
+// +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastBackup.finishedTime`
+// +kubebuilder:printcolumn:name="Succeeded",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].status`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 42",message="metadata.name must be at most 42 characters: the CronJob <name>-scheduled must fit Kubernetes' 52-character limit"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec) || self.spec.repos.all(r, !has(r.bucketNamePrefix) || size(r.bucketNamePrefix) + size(self.metadata.name) <= 63)",message="bucketNamePrefix followed by metadata.name is the bucket name and must be at most 63 characters"
+type DatabaseBackup struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec says what to back up, where to, and when.
+	// +required
+	Spec DatabaseBackupSpec `json:"spec"`
+
+	// status is written by the operator and the backup job.
+	// +optional
+	Status DatabaseBackupStatus `json:"status,omitempty"`
+}
+
+// DatabaseBackupList is a list of DatabaseBackups.
+//
+// +kubebuilder:object:root=true
+type DatabaseBackupList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DatabaseBackup `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DatabaseBackup{}, &DatabaseBackupList{})
+}

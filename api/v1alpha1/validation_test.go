@@ -1,0 +1,241 @@
+package v1alpha1_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/dbarchive/dbarchive/internal/envtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := envtest.StopShared(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop envtest:", err)
+	}
+	os.Exit(code)
+}
+
+// valid is a DatabaseBackup every rule accepts; each case breaks one thing.
+const valid = `
+apiVersion: database.sample.third.party/v1alpha1
+kind: DatabaseBackup
+metadata:
+  name: orders
+spec:
+  repos:
+  - name: cos
+    type: ibmcos
+    secretName: cos
+    bucketNamePrefix: "database-backup-"
+  - name: local
+    type: fs
+    fs:
+      claimName: backups
+      path: orders
+  source:
+    type: postgres
+    host: db
+    database: orders
+    passwordSecretRef: {name: db, key: password}
+  manualTrigger:
+    enabled: true
+    time: "2022-12-15T02:59:43.1Z"
+    repo: cos
+  scheduledTrigger:
+    enabled: true
+    schedule: "0 * * * *"
+    repo: local
+`
+
+func newNamespace(t *testing.T, env *envtest.Env) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "api-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func parse(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// Each CEL rule and schema marker rejects its bad case with a message a
+// person understands.
+func TestValidationRules(t *testing.T) {
+	env := envtest.Shared(t)
+	ns := newNamespace(t, env)
+	ctx := context.Background()
+
+	set := func(path string, v any) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			if err := unstructured.SetNestedField(u.Object, v, strings.Split(path, ".")...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	repo := func(i int, field string, v any) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			repos, _, _ := unstructured.NestedSlice(u.Object, "spec", "repos")
+			r := repos[i].(map[string]any)
+			if v == nil {
+				delete(r, field)
+			} else {
+				r[field] = v
+			}
+			_ = unstructured.SetNestedSlice(u.Object, repos, "spec", "repos")
+		}
+	}
+	del := func(path string) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, strings.Split(path, ".")...)
+		}
+	}
+
+	cases := []struct {
+		name   string
+		change []func(*unstructured.Unstructured)
+		want   string // "" means accepted
+	}{
+		{"valid", nil, ""},
+		{"@daily schedule", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.schedule", "@daily")}, ""},
+		{"ranged schedule", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.schedule", "*/15 2-4 * JAN-MAR mon-fri")}, ""},
+		{"no source", []func(*unstructured.Unstructured){del("spec.source")}, ""},
+		{"duplicate repo names", []func(*unstructured.Unstructured){repo(1, "name", "cos")}, "repo names must be unique within spec.repos"},
+		{"repo name not DNS", []func(*unstructured.Unstructured){repo(0, "name", "COS_repo"), set("spec.manualTrigger.repo", "COS_repo")}, "repo name must be a DNS label"},
+		{"repo name too long", []func(*unstructured.Unstructured){repo(0, "name", strings.Repeat("a", 64))}, "Too long"},
+		{"unknown repo type", []func(*unstructured.Unstructured){repo(0, "type", "ftp")}, `supported values: "fs", "s3", "ibmcos", "gcs", "azure"`},
+		{"manual trigger names unknown repo", []func(*unstructured.Unstructured){set("spec.manualTrigger.repo", "nope")}, "manualTrigger.repo must be the name of a repo in spec.repos"},
+		{"scheduled trigger names unknown repo", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.repo", "nope")}, "scheduledTrigger.repo must be the name of a repo in spec.repos"},
+		{"schedule not cron", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.schedule", "every hour")}, "schedule must be a cron expression of five fields"},
+		{"schedule with six fields", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.schedule", "0 0 * * * *")}, "schedule must be a cron expression of five fields"},
+		{"schedule with TZ", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.schedule", "TZ=UTC 0 * * * *")}, "schedule must be a cron expression of five fields"},
+		{"manual time not a time", []func(*unstructured.Unstructured){set("spec.manualTrigger.time", "tomorrow")}, "spec.manualTrigger.time"},
+		{"fs repo without claim", []func(*unstructured.Unstructured){repo(1, "fs", nil)}, "a repo of type fs needs fs.claimName"},
+		{"fs settings on s3 repo", []func(*unstructured.Unstructured){repo(0, "fs", map[string]any{"claimName": "x"})}, "fs is only allowed on a repo of type fs"},
+		{"object store without bucket", []func(*unstructured.Unstructured){repo(0, "bucketNamePrefix", nil)}, "needs bucket or bucketNamePrefix"},
+		{"bucket and prefix", []func(*unstructured.Unstructured){repo(0, "bucket", "b-1")}, "set either bucket or bucketNamePrefix, not both"},
+		{"bucketNamePrefix uppercase", []func(*unstructured.Unstructured){repo(0, "bucketNamePrefix", "Backup-")}, "bucketNamePrefix must start with a lowercase letter or digit"},
+		{"bucket name too long", []func(*unstructured.Unstructured){repo(0, "bucketNamePrefix", strings.Repeat("b", 60))}, "bucketNamePrefix followed by metadata.name is the bucket name and must be at most 63 characters"},
+		{"fs path escapes", []func(*unstructured.Unstructured){repo(1, "fs", map[string]any{"claimName": "x", "path": "a/../../etc"})}, "fs.path must stay inside the volume"},
+		{"name too long for CronJob", []func(*unstructured.Unstructured){set("metadata.name", strings.Repeat("n", 43))}, "metadata.name must be at most 42 characters"},
+		{"postgres without host", []func(*unstructured.Unstructured){del("spec.source.host")}, "a postgres or mysql source needs host and database"},
+		{"http without url", []func(*unstructured.Unstructured){set("spec.source.type", "http")}, "an http source needs url"},
+		{"exec without command", []func(*unstructured.Unstructured){set("spec.source.type", "exec")}, "an exec source needs command"},
+		{"unknown source type", []func(*unstructured.Unstructured){set("spec.source.type", "oracle")}, `supported values: "postgres", "mysql", "http", "exec"`},
+		{"no repos", []func(*unstructured.Unstructured){set("spec.repos", []any{}), del("spec.manualTrigger"), del("spec.scheduledTrigger")}, "should have at least 1 items"},
+		{"compression level out of range", []func(*unstructured.Unstructured){set("spec.compressionLevel", int64(23))}, "should be less than or equal to 22"},
+		{"bad part size", []func(*unstructured.Unstructured){set("spec.partSize", "lots")}, "spec.partSize"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := parse(t, valid)
+			u.SetNamespace(ns)
+			for _, c := range tc.change {
+				c(u)
+			}
+			if u.GetName() == "orders" {
+				u.SetName(fmt.Sprintf("case-%d", i))
+			}
+			err := env.Client.Create(ctx, u, client.DryRunAll)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.want == "":
+			case err == nil:
+				t.Fatalf("accepted; want rejection with %q", tc.want)
+			case !apierrors.IsInvalid(err):
+				t.Fatalf("rejected for another reason: %v", err)
+			case !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("message %q does not contain %q", err.Error(), tc.want)
+			default:
+				t.Logf("rejected: %v", err)
+			}
+		})
+	}
+}
+
+// Every sample in config/samples, the article's among them, passes a
+// server-side dry-run create (kubectl apply --dry-run=server).
+func TestSamplesServerDryRun(t *testing.T) {
+	env := envtest.Shared(t)
+	ctx := context.Background()
+	files, err := filepath.Glob(filepath.Join(env.Root, "config", "samples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sawArticle := false
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			ns := newNamespace(t, env)
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+			n := 0
+			for {
+				doc, err := docs.Read()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				u := &unstructured.Unstructured{}
+				if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+					t.Fatal(err)
+				}
+				if len(u.Object) == 0 {
+					continue
+				}
+				n++
+				if u.GetNamespace() != "" {
+					// The article's namespace: make it exist, as a user would.
+					err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetNamespace()}})
+					if err != nil && !apierrors.IsAlreadyExists(err) {
+						t.Fatal(err)
+					}
+					if u.GetKind() == "DatabaseBackup" && u.GetName() == "databasebackup-manual" {
+						sawArticle = true
+					}
+				} else {
+					u.SetNamespace(ns)
+				}
+				if err := env.Client.Create(ctx, u, client.DryRunAll); err != nil {
+					t.Errorf("%s %s: %v", u.GetKind(), u.GetName(), err)
+				}
+			}
+			if n == 0 {
+				t.Fatal("no objects in the sample")
+			}
+		})
+	}
+	if !sawArticle {
+		t.Error("the article's DatabaseBackup is not among the samples")
+	}
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+	"github.com/dbarchive/dbarchive/job"
+)
+
+func newJobCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "job",
+		Short: "Run the backup a DatabaseBackup asks for (inside the Job the operator creates)",
+		Long: `Reads BACKUP_RESOURCE_NAME and NAMESPACE, gets the DatabaseBackup, backs its
+source up into the repo named by BACKUP_REPO, applies its retention, and writes
+the outcome into status.conditions (Succeeded: BackupSucceeded or BackupFailed).
+Exits non-zero on failure so the Job's backoff applies.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			env, err := job.EnvFromOS(os.Getenv)
+			if err != nil {
+				return err
+			}
+			cfg, err := ctrlconfig.GetConfig()
+			if err != nil {
+				return err
+			}
+			scheme := runtime.NewScheme()
+			if err := dbv1.AddToScheme(scheme); err != nil {
+				return err
+			}
+			c, err := client.New(cfg, client.Options{Scheme: scheme})
+			if err != nil {
+				return err
+			}
+			r := &job.Runner{Client: c, Env: env, Log: g.log.With("databasebackup", env.Namespace+"/"+env.ResourceName), ToolVersion: version}
+			return r.Run(cmd.Context())
+		},
+	}
+}

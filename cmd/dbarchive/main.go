@@ -1,0 +1,70 @@
+// Command dbarchive backs databases up into object storage or a local
+// directory and restores, verifies, lists and prunes those backups. Inside a
+// Kubernetes Job started by the operator it runs as `dbarchive job`.
+//
+// This package is wiring only: flags, environment, logging and exit codes.
+// The work is done by the archiver, the sources and the drivers.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in the README.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	// SIGINT and SIGTERM cancel the context: the running backup aborts its
+	// upload and exits non-zero, leaving nothing that looks like a backup.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	// Cobra reports an unknown command or a wrong argument count as a plain
+	// error, before any command's hooks run: an error that arrives before
+	// the root's PersistentPreRunE ran is a usage error.
+	started := false
+	preRun := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		started = true
+		return preRun(cmd, args)
+	}
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "dbarchive:", err)
+	var ue *usageError
+	if errors.As(err, &ue) || !started {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// usageError is a mistake in the command line; it exits with code 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dbarchive/dbarchive/archiver"
+	"github.com/dbarchive/dbarchive/sources"
+)
+
+func newRestoreCommand(g *globals) *cobra.Command {
+	var (
+		repo, backupID, target, output, passwordFile string
+		createDB                                     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore [--repo URL] [--backup ID|latest] (--target URL | --output FILE|-)",
+		Short: "Restore a backup into a database, a file or stdout, verifying it on the way",
+		Long: `Reads the backup with parallel ranged reads, checks its sha256 and size, and
+feeds the decompressed stream to the target database's restore tool (in a single
+transaction where the tool allows it), to a file, or to stdout. A damaged backup
+stops the restore before the tool sees the end of its input.
+
+The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (target == "") == (output == "") {
+				return usagef("give exactly one of --target and --output")
+			}
+			ctx := cmd.Context()
+			b, prefix, err := openRepo(ctx, repo)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			m, err := archiver.Resolve(ctx, b, prefix, backupID)
+			if err != nil {
+				return err
+			}
+			var sink func(io.Reader) error
+			switch {
+			case target != "":
+				sink, err = targetSink(cmd, m, target, passwordFile, createDB)
+			case output == "-":
+				sink = func(r io.Reader) error { _, err := io.Copy(g.stdout, r); return err }
+			default:
+				sink = fileSink(output)
+			}
+			if err != nil {
+				return err
+			}
+			progress := new(archiver.Progress)
+			stop := g.showProgress("restore", progress)
+			err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log}, sink)
+			stop()
+			if err != nil {
+				return err
+			}
+			g.log.Info("restore finished", "backup", m.ID, "bytes", progress.SourceBytes.Load())
+			return nil
+		},
+	}
+	repoFlag(cmd, &repo)
+	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
+	cmd.Flags().StringVar(&target, "target", "", "database URL to restore into (same kinds as backup --source)")
+	cmd.Flags().StringVar(&output, "output", "", "file to write the dump to, or - for stdout")
+	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the target password")
+	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
+	return cmd
+}
+
+// targetSink opens the target as a source of the same type as the backup
+// and returns its restore as the sink.
+func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile string, createDB bool) (func(io.Reader) error, error) {
+	t, err := sources.Open(target, sources.Options{
+		Password:       os.Getenv("DBARCHIVE_TARGET_PASSWORD"),
+		PasswordFile:   passwordFile,
+		Format:         m.Source.Format,
+		CreateDatabase: createDB,
+	})
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	if t.Type() != m.Source.Type && t.Type() != "exec" {
+		return nil, usagef("backup %s holds a %s dump; target %s is %s", m.ID, m.Source.Type, t.Describe(), t.Type())
+	}
+	r, ok := t.(sources.Restorer)
+	if !ok {
+		return nil, usagef("target %s (%s) cannot be restored into; use --output", t.Describe(), t.Type())
+	}
+	if err := r.CheckRestore(cmd.Context()); err != nil {
+		return nil, err
+	}
+	return func(in io.Reader) error { return r.Restore(cmd.Context(), in) }, nil
+}
+
+// fileSink writes to a temporary file beside path and renames it into place
+// only when the whole stream verified, so a failed restore never leaves a
+// plausible-looking dump file.
+func fileSink(path string) func(io.Reader) error {
+	return func(r io.Reader) (err error) {
+		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				f.Close()
+				os.Remove(f.Name())
+			}
+		}()
+		if _, err = io.Copy(f, r); err != nil {
+			return err
+		}
+		if err = f.Sync(); err != nil {
+			return err
+		}
+		if err = f.Close(); err != nil {
+			return err
+		}
+		if err = os.Rename(f.Name(), path); err != nil {
+			return fmt.Errorf("move restored file into place: %w", err)
+		}
+		return nil
+	}
+}
+
+func newVerifyCommand(g *globals) *cobra.Command {
+	var repo, backupID string
+	cmd := &cobra.Command{
+		Use:   "verify [--repo URL] [--backup ID|latest]",
+		Short: "Read a backup in full and check its checksums and sizes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			b, prefix, err := openRepo(ctx, repo)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			m, err := archiver.Resolve(ctx, b, prefix, backupID)
+			if err != nil {
+				return err
+			}
+			progress := new(archiver.Progress)
+			stop := g.showProgress("verify", progress)
+			err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log})
+			stop()
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(g.stdout, "%s\tok\t%d bytes stored, %d bytes uncompressed, sha256 verified\n", m.ID, m.StoredSize, m.UncompressedSize)
+			return err
+		},
+	}
+	repoFlag(cmd, &repo)
+	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
+	return cmd
+}

@@ -1,0 +1,184 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+const (
+	defaultStartingDeadlineSeconds    = int64(300)
+	defaultSuccessfulJobsHistoryLimit = int32(3)
+	defaultFailedJobsHistoryLimit     = int32(1)
+)
+
+// CronJobName is the name of the CronJob of a DatabaseBackup's scheduled
+// trigger.
+func CronJobName(backupName string) string { return backupName + "-scheduled" }
+
+func historyLimits(b *dbv1.DatabaseBackup) (succeeded, failed int32) {
+	succeeded, failed = defaultSuccessfulJobsHistoryLimit, defaultFailedJobsHistoryLimit
+	if b.Spec.SuccessfulJobsHistoryLimit != nil {
+		succeeded = *b.Spec.SuccessfulJobsHistoryLimit
+	}
+	if b.Spec.FailedJobsHistoryLimit != nil {
+		failed = *b.Spec.FailedJobsHistoryLimit
+	}
+	return succeeded, failed
+}
+
+// desiredCronJob is the CronJob of b's scheduled trigger, or nil when there
+// should be none. b must have passed validation.
+func desiredCronJob(b *dbv1.DatabaseBackup) *batchv1.CronJob {
+	t := b.Spec.ScheduledTrigger
+	if t == nil || !t.Enabled {
+		return nil
+	}
+	repo := b.Spec.RepoByName(t.Repo)
+	deadline := defaultStartingDeadlineSeconds
+	if t.StartingDeadlineSeconds != nil {
+		deadline = *t.StartingDeadlineSeconds
+	}
+	succeeded, failed := historyLimits(b)
+	jobLabels := commonLabels(b, dbv1.JobTriggerScheduled)
+	return &batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      CronJobName(b.Name),
+			Namespace: b.Namespace,
+			Labels:    commonLabels(b, dbv1.JobTriggerScheduled),
+		},
+		Spec: batchv1.CronJobSpec{
+			Schedule:                   t.Schedule,
+			TimeZone:                   t.TimeZone,
+			StartingDeadlineSeconds:    ptr.To(deadline),
+			ConcurrencyPolicy:          batchv1.ForbidConcurrent,
+			Suspend:                    ptr.To(b.Spec.Suspend),
+			SuccessfulJobsHistoryLimit: ptr.To(succeeded),
+			FailedJobsHistoryLimit:     ptr.To(failed),
+			JobTemplate: batchv1.JobTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: jobLabels},
+				Spec:       jobSpec(b, repo, dbv1.JobTriggerScheduled),
+			},
+		},
+	}
+}
+
+// specHash fingerprints what the operator asked for, so that a field removed
+// from the DatabaseBackup (which a comparison that ignores the API server's
+// defaults cannot see) still updates the CronJob.
+func specHash(v any) string {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		// A CronJobSpec always marshals; a failure here is a programming error.
+		panic(fmt.Sprintf("marshal spec for hashing: %v", err))
+	}
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:8])
+}
+
+// reconcileCronJob creates, updates or deletes the CronJob. It returns the
+// CronJob's status (nil when there is none) and a line for the Ready message.
+func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJobStatus, string, error) {
+	want := desiredCronJob(b)
+	if want == nil {
+		return nil, "", r.deleteCronJob(ctx, b)
+	}
+	hash := specHash(want.Spec)
+	want.Annotations = map[string]string{annotationSpecHash: hash}
+	if err := controllerutil.SetControllerReference(b, want, r.Scheme); err != nil {
+		return nil, "", fmt.Errorf("own CronJob %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
+	if b.Spec.Suspend {
+		line += " (suspended)"
+	}
+
+	var have batchv1.CronJob
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &have)
+	if apierrors.IsNotFound(err) {
+		// AlreadyExists means the cache is behind: the retry sees it.
+		if err := r.Client.Create(ctx, want, client.FieldOwner(fieldManager)); err != nil {
+			return nil, "", fmt.Errorf("create CronJob %s/%s: %w", want.Namespace, want.Name, err)
+		}
+		r.Recorder.Eventf(b, want, corev1.EventTypeNormal, "CronJobCreated", "Create", "created CronJob %s with schedule %q", want.Name, want.Spec.Schedule)
+		return &want.Status, line, nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("get CronJob %s/%s: %w", want.Namespace, want.Name, err)
+	}
+	if !metav1.IsControlledBy(&have, b) {
+		return nil, "", fmt.Errorf("CronJob %s/%s exists and is not owned by DatabaseBackup %s; delete or rename it", have.Namespace, have.Name, b.Name)
+	}
+
+	inSync := have.Annotations[annotationSpecHash] == hash &&
+		equality.Semantic.DeepDerivative(want.Spec, have.Spec) &&
+		labelsContain(have.Labels, want.Labels)
+	if inSync {
+		return &have.Status, line, nil
+	}
+	have.Spec = want.Spec
+	have.Labels = mergeMaps(have.Labels, want.Labels)
+	have.Annotations = mergeMaps(have.Annotations, want.Annotations)
+	if err := r.Client.Update(ctx, &have, client.FieldOwner(fieldManager)); err != nil {
+		return nil, "", fmt.Errorf("update CronJob %s/%s: %w", have.Namespace, have.Name, err)
+	}
+	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobUpdated", "Update", "updated CronJob %s (schedule %q)", have.Name, have.Spec.Schedule)
+	return &have.Status, line, nil
+}
+
+// deleteCronJob removes b's CronJob if it exists. Jobs it already started
+// finish on their own (background propagation keeps them until the garbage
+// collector catches up, foreground would block on running pods).
+func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
+	var have batchv1.CronJob
+	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
+	if err := r.Client.Get(ctx, key, &have); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get CronJob %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(&have, b) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, &have, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &have.UID}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("delete CronJob %s: %w", key, err)
+	}
+	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobDeleted", "Delete", "deleted CronJob %s", have.Name)
+	return nil
+}
+
+func labelsContain(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func mergeMaps(dst, src map[string]string) map[string]string {
+	out := make(map[string]string, len(dst)+len(src))
+	maps.Copy(out, dst)
+	maps.Copy(out, src)
+	return out
+}

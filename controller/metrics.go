@@ -1,0 +1,59 @@
+package controller
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the operator's own series, next to controller-runtime's on the
+// manager's metrics endpoint.
+type Metrics struct {
+	lastSuccess *prometheus.GaugeVec
+	failures    *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them with reg (in the operator:
+// controller-runtime's metrics.Registry). A nil reg leaves them unregistered.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbarchive_backup_last_success_timestamp_seconds",
+			Help: "Unix time at which the last successful backup of a DatabaseBackup finished.",
+		}, []string{"namespace", "name"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbarchive_backup_failures_total",
+			Help: "Backup Jobs of a DatabaseBackup that the operator saw fail.",
+		}, []string{"namespace", "name"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) setLastSuccess(namespace, name string, unix float64) {
+	if m == nil {
+		return
+	}
+	m.lastSuccess.WithLabelValues(namespace, name).Set(unix)
+}
+
+func (m *Metrics) countFailure(namespace, name string) {
+	if m == nil {
+		return
+	}
+	m.failures.WithLabelValues(namespace, name).Inc()
+}
+
+// forget drops the series of a deleted DatabaseBackup, so that the endpoint
+// does not grow with every resource ever created.
+func (m *Metrics) forget(namespace, name string) {
+	if m == nil {
+		return
+	}
+	m.lastSuccess.DeleteLabelValues(namespace, name)
+	m.failures.DeleteLabelValues(namespace, name)
+}

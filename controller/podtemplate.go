@@ -1,0 +1,121 @@
+package controller
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+// The job's identity and sandbox. 65532 is the conventional "nonroot" user of
+// distroless and of the job image.
+const (
+	JobServiceAccountName = "dbarchive-job"
+	jobUID                = int64(65532)
+	defaultBackoffLimit   = int32(2)
+
+	volumeRepoSecret = "repo-secret"
+	volumeCABundle   = "ca-bundle"
+	volumeRepo       = "repo"
+	volumeTmp        = "tmp"
+)
+
+// jobSpec is the Job the manual trigger creates and the CronJob's template:
+// one container running `dbarchive job` against the repo the trigger names.
+// This is the contract with the job binary; the names come from the api
+// package so that both sides use the same strings.
+func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger string) batchv1.JobSpec {
+	backoff := defaultBackoffLimit
+	if b.Spec.BackoffLimit != nil {
+		backoff = *b.Spec.BackoffLimit
+	}
+	image := b.Spec.Image
+	if image == "" {
+		image = dbv1.DefaultImage
+	}
+
+	env := []corev1.EnvVar{
+		{Name: dbv1.JobEnvResourceName, Value: b.Name},
+		{Name: dbv1.JobEnvNamespace, Value: b.Namespace},
+		{Name: dbv1.JobEnvRepo, Value: repo.Name},
+		{Name: dbv1.JobEnvTrigger, Value: trigger},
+	}
+	if bucket := repo.ResolvedBucket(b.Name); bucket != "" {
+		env = append(env, corev1.EnvVar{Name: dbv1.JobEnvBucket, Value: bucket})
+	}
+	if src := b.Spec.Source; src != nil && src.PasswordSecretRef != nil {
+		// By reference only: the kubelet resolves it; the Job never holds it.
+		env = append(env, corev1.EnvVar{Name: dbv1.JobEnvSourcePassword, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: src.PasswordSecretRef.Name},
+				Key:                  src.PasswordSecretRef.Key,
+			},
+		}})
+	}
+
+	volumes := []corev1.Volume{{
+		Name:         volumeTmp,
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
+	}}
+	mounts := []corev1.VolumeMount{{Name: volumeTmp, MountPath: dbv1.TmpMountPath}}
+	if repo.SecretName != "" {
+		volumes = append(volumes, corev1.Volume{Name: volumeRepoSecret, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: repo.SecretName, DefaultMode: ptr.To[int32](0o440)},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeRepoSecret, MountPath: dbv1.RepoSecretMountPath, ReadOnly: true})
+	}
+	if repo.CABundle != nil {
+		volumes = append(volumes, corev1.Volume{Name: volumeCABundle, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  repo.CABundle.SecretName,
+				Items:       []corev1.KeyToPath{{Key: repo.CABundleKey(), Path: dbv1.CABundleFile}},
+				DefaultMode: ptr.To[int32](0o444),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeCABundle, MountPath: dbv1.CABundleMountPath, ReadOnly: true})
+	}
+	if repo.Type == dbv1.RepoTypeFS && repo.FS != nil {
+		volumes = append(volumes, corev1.Volume{Name: volumeRepo, VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: repo.FS.ClaimName},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeRepo, MountPath: dbv1.FSRepoMountPath})
+	}
+
+	return batchv1.JobSpec{
+		BackoffLimit:          ptr.To(backoff),
+		ActiveDeadlineSeconds: b.Spec.ActiveDeadlineSeconds,
+		Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(b, trigger)},
+			Spec: corev1.PodSpec{
+				ServiceAccountName: JobServiceAccountName,
+				RestartPolicy:      corev1.RestartPolicyNever,
+				SecurityContext: &corev1.PodSecurityContext{
+					RunAsNonRoot:   ptr.To(true),
+					RunAsUser:      ptr.To(jobUID),
+					RunAsGroup:     ptr.To(jobUID),
+					FSGroup:        ptr.To(jobUID),
+					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+				},
+				Containers: []corev1.Container{{
+					Name:         dbv1.JobContainerName,
+					Image:        image,
+					Command:      append([]string(nil), dbv1.JobCommand...),
+					Env:          env,
+					Resources:    *b.Spec.Resources.DeepCopy(),
+					VolumeMounts: mounts,
+					SecurityContext: &corev1.SecurityContext{
+						RunAsNonRoot:             ptr.To(true),
+						RunAsUser:                ptr.To(jobUID),
+						ReadOnlyRootFilesystem:   ptr.To(true),
+						AllowPrivilegeEscalation: ptr.To(false),
+						Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+				}},
+				Volumes: volumes,
+			},
+		},
+	}
+}

@@ -1,0 +1,167 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+// problem is why a spec cannot be acted on: the Ready=False reason and a
+// message naming the field or object at fault.
+type problem struct {
+	reason  string
+	message string
+	// recheck is when to look again without an event: Secrets are not
+	// watched (the operator may only get them), so a missing one is polled.
+	recheck time.Duration
+}
+
+// readiness is the Ready condition to write.
+type readiness struct {
+	reason, message string
+}
+
+func (r readiness) status() string {
+	if r.reason == dbv1.ReasonReconciled {
+		return "True"
+	}
+	return "False"
+}
+
+// validate returns the first reason b cannot be acted on, or nil. The CRD
+// schema rejects most bad specs already; this repeats the checks that matter
+// for safety (an object stored under an older schema, a schedule the CEL
+// pattern lets through) and adds what a schema cannot know: that Secrets and
+// keys exist.
+func (r *Reconciler) validate(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
+	if p := checkSpec(&b.Spec); p != nil {
+		return p, nil
+	}
+	return r.checkSecrets(ctx, b)
+}
+
+// checkSpec is the part of validation that needs nothing but the spec.
+func checkSpec(s *dbv1.DatabaseBackupSpec) *problem {
+	seen := map[string]bool{}
+	for i := range s.Repos {
+		repo := &s.Repos[i]
+		if seen[repo.Name] {
+			return &problem{reason: dbv1.ReasonSpecInvalid, message: fmt.Sprintf("spec.repos: repo name %q is used twice", repo.Name)}
+		}
+		seen[repo.Name] = true
+		if !slices.Contains(dbv1.RepoTypes, repo.Type) {
+			return &problem{reason: dbv1.ReasonRepoTypeUnknown, message: fmt.Sprintf("repo %q: type %q is not one of %v", repo.Name, repo.Type, dbv1.RepoTypes)}
+		}
+		if repo.Type == dbv1.RepoTypeFS && (repo.FS == nil || repo.FS.ClaimName == "") {
+			return &problem{reason: dbv1.ReasonSpecInvalid, message: fmt.Sprintf("repo %q: type fs needs fs.claimName", repo.Name)}
+		}
+		if repo.Type != dbv1.RepoTypeFS && repo.Bucket == "" && repo.BucketNamePrefix == "" {
+			return &problem{reason: dbv1.ReasonSpecInvalid, message: fmt.Sprintf("repo %q: type %s needs bucket or bucketNamePrefix", repo.Name, repo.Type)}
+		}
+	}
+	if t := s.ManualTrigger; t != nil && s.RepoByName(t.Repo) == nil {
+		return &problem{reason: dbv1.ReasonRepoNotFound, message: fmt.Sprintf("manualTrigger.repo %q is not a repo in spec.repos", t.Repo)}
+	}
+	if t := s.ScheduledTrigger; t != nil {
+		if s.RepoByName(t.Repo) == nil {
+			return &problem{reason: dbv1.ReasonRepoNotFound, message: fmt.Sprintf("scheduledTrigger.repo %q is not a repo in spec.repos", t.Repo)}
+		}
+		// The CRD's pattern only checks the shape; robfig/cron is the parser
+		// the CronJob controller itself uses, so it catches "61 * * * *".
+		if _, err := cron.ParseStandard(t.Schedule); err != nil {
+			return &problem{reason: dbv1.ReasonScheduleInvalid, message: fmt.Sprintf("scheduledTrigger.schedule %q: %v", t.Schedule, err)}
+		}
+		if t.TimeZone != nil {
+			if _, err := time.LoadLocation(*t.TimeZone); err != nil {
+				return &problem{reason: dbv1.ReasonScheduleInvalid, message: fmt.Sprintf("scheduledTrigger.timeZone %q is not a known time zone", *t.TimeZone)}
+			}
+		}
+	}
+	if t := s.ManualTrigger; t != nil {
+		if _, err := parseTriggerTime(t.Time); err != nil {
+			return &problem{reason: dbv1.ReasonSpecInvalid, message: fmt.Sprintf("manualTrigger.time %q is not an RFC 3339 time", t.Time)}
+		}
+	}
+	if s.Source == nil {
+		return &problem{reason: dbv1.ReasonSourceMissing, message: "spec.source is not set: there is no database to back up"}
+	}
+	return nil
+}
+
+// secretRef is one Secret (and optionally one key in it) the spec needs.
+type secretRef struct {
+	field string // where the spec names it, for the message
+	name  string
+	key   string // "" when any content will do
+}
+
+func neededSecrets(s *dbv1.DatabaseBackupSpec) []secretRef {
+	var refs []secretRef
+	for i := range s.Repos {
+		repo := &s.Repos[i]
+		if repo.SecretName != "" {
+			refs = append(refs, secretRef{field: fmt.Sprintf("repo %q secretName", repo.Name), name: repo.SecretName})
+		}
+		if repo.CABundle != nil {
+			refs = append(refs, secretRef{field: fmt.Sprintf("repo %q caBundle", repo.Name), name: repo.CABundle.SecretName, key: repo.CABundleKey()})
+		}
+	}
+	if p := s.Source.PasswordSecretRef; p != nil {
+		refs = append(refs, secretRef{field: "source.passwordSecretRef", name: p.Name, key: p.Key})
+	}
+	return refs
+}
+
+// checkSecrets reports the first Secret or key the spec names that does not
+// exist. It reads Secrets uncached and looks only at key names.
+func (r *Reconciler) checkSecrets(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
+	fetched := map[string]*corev1.Secret{}
+	for _, ref := range neededSecrets(&b.Spec) {
+		sec, ok := fetched[ref.name]
+		if !ok {
+			sec = &corev1.Secret{}
+			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: ref.name}, sec)
+			switch {
+			case apierrors.IsNotFound(err):
+				sec = nil
+			case err != nil:
+				return nil, fmt.Errorf("get Secret %s/%s for %s: %w", b.Namespace, ref.name, ref.field, err)
+			}
+			fetched[ref.name] = sec
+		}
+		if sec == nil {
+			return &problem{
+				reason:  dbv1.ReasonSecretMissing,
+				message: fmt.Sprintf("%s: Secret %q does not exist in namespace %s", ref.field, ref.name, b.Namespace),
+				recheck: secretMissingRecheck,
+			}, nil
+		}
+		if ref.key == "" {
+			continue
+		}
+		if _, ok := sec.Data[ref.key]; !ok {
+			if _, ok := sec.StringData[ref.key]; !ok {
+				return &problem{
+					reason:  dbv1.ReasonSecretKeyMissing,
+					message: fmt.Sprintf("%s: Secret %q has no key %q", ref.field, ref.name, ref.key),
+					recheck: secretMissingRecheck,
+				}, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// parseTriggerTime parses manualTrigger.time as the CRD's date-time format
+// does (RFC 3339 with optional fractional seconds).
+func parseTriggerTime(s string) (time.Time, error) {
+	return time.Parse(time.RFC3339Nano, s)
+}

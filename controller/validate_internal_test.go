@@ -1,0 +1,136 @@
+package controller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+// checkSpec catches what the CRD schema cannot (or what an object stored
+// under an older schema may still carry), each with a reason and a message
+// naming the field.
+func TestCheckSpec(t *testing.T) {
+	base := func() *dbv1.DatabaseBackupSpec {
+		return &dbv1.DatabaseBackupSpec{
+			Repos:            []dbv1.Repo{{Name: "r", Type: dbv1.RepoTypeS3, Bucket: "b"}},
+			Source:           &dbv1.Source{Type: dbv1.SourceTypePostgres, Host: "h", Database: "d"},
+			ScheduledTrigger: &dbv1.ScheduledTrigger{Enabled: true, Schedule: "0 * * * *", Repo: "r"},
+			ManualTrigger:    &dbv1.ManualTrigger{Enabled: true, Time: "2022-12-15T02:59:43.1Z", Repo: "r"},
+		}
+	}
+	cases := []struct {
+		name      string
+		change    func(*dbv1.DatabaseBackupSpec)
+		reason    string
+		inMessage string
+	}{
+		{"valid", func(*dbv1.DatabaseBackupSpec) {}, "", ""},
+		{"unknown repo type", func(s *dbv1.DatabaseBackupSpec) { s.Repos[0].Type = "ftp" }, dbv1.ReasonRepoTypeUnknown, `"ftp"`},
+		{"manual trigger names unknown repo", func(s *dbv1.DatabaseBackupSpec) { s.ManualTrigger.Repo = "x" }, dbv1.ReasonRepoNotFound, `manualTrigger.repo "x"`},
+		{"scheduled trigger names unknown repo", func(s *dbv1.DatabaseBackupSpec) { s.ScheduledTrigger.Repo = "x" }, dbv1.ReasonRepoNotFound, `scheduledTrigger.repo "x"`},
+		{"minute out of range", func(s *dbv1.DatabaseBackupSpec) { s.ScheduledTrigger.Schedule = "61 * * * *" }, dbv1.ReasonScheduleInvalid, `"61 * * * *"`},
+		{"unknown time zone", func(s *dbv1.DatabaseBackupSpec) { s.ScheduledTrigger.TimeZone = ptr.To("Mars/Olympus") }, dbv1.ReasonScheduleInvalid, "Mars/Olympus"},
+		{"bad manual time", func(s *dbv1.DatabaseBackupSpec) { s.ManualTrigger.Time = "soon" }, dbv1.ReasonSpecInvalid, `"soon"`},
+		{"duplicate repo", func(s *dbv1.DatabaseBackupSpec) { s.Repos = append(s.Repos, s.Repos[0]) }, dbv1.ReasonSpecInvalid, `"r" is used twice`},
+		{"fs without claim", func(s *dbv1.DatabaseBackupSpec) { s.Repos[0] = dbv1.Repo{Name: "r", Type: dbv1.RepoTypeFS} }, dbv1.ReasonSpecInvalid, "fs.claimName"},
+		{"object store without bucket", func(s *dbv1.DatabaseBackupSpec) { s.Repos[0].Bucket = "" }, dbv1.ReasonSpecInvalid, "bucket or bucketNamePrefix"},
+		{"no source", func(s *dbv1.DatabaseBackupSpec) { s.Source = nil }, dbv1.ReasonSourceMissing, "spec.source"},
+		{"disabled triggers are still checked", func(s *dbv1.DatabaseBackupSpec) { s.ScheduledTrigger.Enabled = false; s.ScheduledTrigger.Repo = "x" }, dbv1.ReasonRepoNotFound, "scheduledTrigger"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := base()
+			tc.change(s)
+			p := checkSpec(s)
+			switch {
+			case tc.reason == "" && p != nil:
+				t.Fatalf("rejected: %s: %s", p.reason, p.message)
+			case tc.reason == "":
+			case p == nil:
+				t.Fatalf("accepted; want %s", tc.reason)
+			case p.reason != tc.reason || !strings.Contains(p.message, tc.inMessage):
+				t.Fatalf("got %s: %q; want %s containing %q", p.reason, p.message, tc.reason, tc.inMessage)
+			}
+		})
+	}
+}
+
+// One instant is one Job name however it is written; distinct instants
+// differ; names fit the 63-character Job name limit.
+func TestManualJobName(t *testing.T) {
+	a, _ := parseTriggerTime("2022-12-15T02:59:43.1Z")
+	b, _ := parseTriggerTime("2022-12-15T03:59:43.100+01:00")
+	c, _ := parseTriggerTime("2022-12-15T02:59:43.2Z")
+	if ManualJobName("x", a) != ManualJobName("x", b) {
+		t.Error("the same instant written two ways gives two Job names")
+	}
+	if ManualJobName("x", a) == ManualJobName("x", c) {
+		t.Error("distinct instants give one Job name")
+	}
+	if n := ManualJobName(strings.Repeat("n", 42), a); len(n) > 63 {
+		t.Errorf("Job name %q is %d characters", n, len(n))
+	}
+}
+
+// observeJobs: BackupRunning only over a condition older than the running
+// Job; a Job failing without a report becomes BackupFailed; the job's own
+// report is never overwritten.
+func TestObserveJobs(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := func(start time.Time, state batchv1.JobConditionType) batchv1.Job {
+		j := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "j", CreationTimestamp: metav1.NewTime(start)}}
+		j.Status.StartTime = ptr.To(metav1.NewTime(start))
+		if state != "" {
+			j.Status.Conditions = []batchv1.JobCondition{{Type: state, Status: corev1.ConditionTrue, Message: "deadline exceeded"}}
+		}
+		return j
+	}
+	cond := func(reason string, at time.Time) []metav1.Condition {
+		status := map[string]metav1.ConditionStatus{
+			dbv1.ReasonBackupSucceeded: metav1.ConditionTrue, dbv1.ReasonBackupFailed: metav1.ConditionFalse, dbv1.ReasonBackupRunning: metav1.ConditionUnknown,
+		}[reason]
+		return []metav1.Condition{{Type: dbv1.ConditionSucceeded, Status: status, Reason: reason, LastTransitionTime: metav1.NewTime(at)}}
+	}
+	announced := func(j batchv1.Job) batchv1.Job {
+		j.Annotations = map[string]string{annotationRunning: "true"}
+		return j
+	}
+	cases := []struct {
+		name     string
+		conds    []metav1.Condition
+		finished time.Time // lastBackup.finishedTime, when set
+		job      batchv1.Job
+		want     string
+	}{
+		{"running, no condition", nil, time.Time{}, job(t0, ""), dbv1.ReasonBackupRunning},
+		{"running, older success", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), time.Time{}, job(t0, ""), dbv1.ReasonBackupRunning},
+		{"running, job already reported", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), time.Time{}, job(t0, ""), dbv1.ReasonBackupSucceeded},
+		{"failed without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), time.Time{}, job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed},
+		{"failed after reporting failure", cond(dbv1.ReasonBackupFailed, t0.Add(time.Minute)), time.Time{}, job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed},
+		{"complete after reporting success", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), time.Time{}, job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded},
+		{"complete without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), time.Time{}, job(t0, batchv1.JobComplete), dbv1.ReasonBackupFailed},
+		{"running, announced once already", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), time.Time{}, announced(job(t0, "")), dbv1.ReasonBackupSucceeded},
+		{"running, success reported True after True", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), t0.Add(time.Second), job(t0, ""), dbv1.ReasonBackupSucceeded},
+		{"complete, reported before announced", cond(dbv1.ReasonBackupRunning, t0.Add(2*time.Second)), t0.Add(time.Second), job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &dbv1.DatabaseBackupStatus{Conditions: tc.conds}
+			if !tc.finished.IsZero() {
+				st.LastBackup = &dbv1.LastBackup{FinishedTime: ptr.To(metav1.NewTime(tc.finished))}
+			}
+			observeJobs(st, 7, []batchv1.Job{tc.job})
+			c := findCondition(st.Conditions, dbv1.ConditionSucceeded)
+			if c == nil || c.Reason != tc.want {
+				t.Fatalf("Succeeded = %+v, want reason %s", c, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,365 @@
+// Package job is what runs inside the backup pod the operator starts: it
+// reads its DatabaseBackup, turns the repo and source it names into a driver
+// config and a source URL, runs the backup through the archiver, applies the
+// retention, and writes the outcome into the resource's status.
+//
+// Its inputs are the pod contract in api/v1alpha1 (contract.go): a few
+// environment variables, the repo's Secret mounted as files, and the source
+// password in one variable set by secretKeyRef. It never creates Kubernetes
+// objects; the job's Role allows only reading the resource and writing its
+// status.
+package job
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/shlex"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+	"github.com/dbarchive/dbarchive/archiver"
+	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/sources"
+)
+
+// EnvMountRoot, when set, is prepended to every path of the pod contract
+// (mounted Secrets, the fs repo's volume). It lets the job run outside a
+// container: the end-to-end tests' kubelet stand-in lays the mounts out
+// under a temporary directory.
+const EnvMountRoot = "DBARCHIVE_MOUNT_ROOT"
+
+// Env is the job's environment, read once at start.
+type Env struct {
+	ResourceName string
+	Namespace    string
+	Repo         string
+	Trigger      string
+	Bucket       string
+	// SourcePassword is never logged; it goes to the source's tool only.
+	SourcePassword string
+	MountRoot      string
+}
+
+// EnvFromOS reads the pod contract's environment variables and checks that
+// the required ones are set; the error names every missing one.
+func EnvFromOS(getenv func(string) string) (Env, error) {
+	e := Env{
+		ResourceName:   getenv(dbv1.JobEnvResourceName),
+		Namespace:      getenv(dbv1.JobEnvNamespace),
+		Repo:           getenv(dbv1.JobEnvRepo),
+		Trigger:        getenv(dbv1.JobEnvTrigger),
+		Bucket:         getenv(dbv1.JobEnvBucket),
+		SourcePassword: getenv(dbv1.JobEnvSourcePassword),
+		MountRoot:      getenv(EnvMountRoot),
+	}
+	var missing []string
+	if e.ResourceName == "" {
+		missing = append(missing, dbv1.JobEnvResourceName)
+	}
+	if e.Namespace == "" {
+		missing = append(missing, dbv1.JobEnvNamespace)
+	}
+	if len(missing) > 0 {
+		return e, fmt.Errorf("environment %s not set; the operator sets it in the backup pod", strings.Join(missing, " and "))
+	}
+	return e, nil
+}
+
+func (e Env) path(p string) string { return filepath.Join(e.MountRoot, p) }
+
+// Runner runs one backup for the resource named by Env.
+type Runner struct {
+	Client      client.Client
+	Env         Env
+	Log         *slog.Logger
+	ToolVersion string
+	Now         func() time.Time
+}
+
+// Run does the whole job and records its outcome in the resource's status.
+// The returned error (non-nil on any failure) makes the process exit
+// non-zero, so the Job's backoff applies.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	key := types.NamespacedName{Namespace: r.Env.Namespace, Name: r.Env.ResourceName}
+	db := &dbv1.DatabaseBackup{}
+	if err := r.Client.Get(ctx, key, db); err != nil {
+		return fmt.Errorf("get DatabaseBackup %s: %w", key, err)
+	}
+	res, runErr := r.backup(ctx, db)
+	if runErr != nil {
+		r.Log.Error("backup failed", "error", runErr)
+	}
+	if err := r.report(ctx, key, res, runErr); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
+}
+
+// result is what a successful backup reports.
+type result struct {
+	repo     string
+	prefix   string
+	manifest *archiver.Manifest
+	pruneErr error
+}
+
+func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, error) {
+	repoName := r.Env.Repo
+	if repoName == "" {
+		repoName = defaultRepo(db, r.Env.Trigger)
+	}
+	repo := db.Spec.RepoByName(repoName)
+	if repo == nil {
+		return nil, fmt.Errorf("repo %q is not in spec.repos", repoName)
+	}
+	if db.Spec.Source == nil {
+		return nil, errors.New("spec.source is not set: there is no database to back up")
+	}
+	cfg, err := r.repoConfig(db, repo)
+	if err != nil {
+		return nil, err
+	}
+	src, err := r.openSource(db.Spec.Source)
+	if err != nil {
+		return nil, err
+	}
+	bucket, err := drivers.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer bucket.Close()
+
+	prefix := repoPrefix(db, repo)
+	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now}
+	if db.Spec.CompressionLevel != nil {
+		opts.Level = int(*db.Spec.CompressionLevel)
+	}
+	if db.Spec.PartSize != nil {
+		opts.PartSize = db.Spec.PartSize.Value()
+	}
+	if db.Spec.Concurrency != nil {
+		opts.Concurrency = int(*db.Spec.Concurrency)
+	}
+	m, err := archiver.Backup(ctx, bucket, src, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{repo: repo.Name, prefix: prefix, manifest: m}
+	if ret := db.Spec.Retention; ret != nil && (ret.KeepLast != nil || ret.KeepWithin != nil) {
+		rt := archiver.Retention{Now: r.Now()}
+		if ret.KeepLast != nil {
+			rt.KeepLast = int(*ret.KeepLast)
+		}
+		if ret.KeepWithin != nil {
+			rt.KeepWithin = ret.KeepWithin.Duration
+		}
+		// A failed prune does not undo a good backup: it is logged and
+		// reported, and the next run prunes again.
+		if _, err := archiver.Prune(ctx, bucket, prefix, rt, r.Log); err != nil {
+			res.pruneErr = err
+			r.Log.Warn("retention failed; the backup itself succeeded", "error", err)
+		}
+	}
+	return res, nil
+}
+
+// defaultRepo picks the trigger's repo when BACKUP_REPO is not set.
+func defaultRepo(db *dbv1.DatabaseBackup, trigger string) string {
+	switch {
+	case trigger == dbv1.JobTriggerScheduled && db.Spec.ScheduledTrigger != nil:
+		return db.Spec.ScheduledTrigger.Repo
+	case db.Spec.ManualTrigger != nil:
+		return db.Spec.ManualTrigger.Repo
+	case len(db.Spec.Repos) == 1:
+		return db.Spec.Repos[0].Name
+	}
+	return ""
+}
+
+// repoPrefix is where this resource's backups live in the repo: the repo's
+// prefix, or <namespace>/<name> so that resources sharing a bucket or volume
+// never see (or prune) each other's backups. A bucket made from
+// bucketNamePrefix is the resource's own, so its backups sit at the root.
+func repoPrefix(db *dbv1.DatabaseBackup, repo *dbv1.Repo) string {
+	switch {
+	case repo.Prefix != "":
+		return strings.Trim(repo.Prefix, "/")
+	case repo.Type != dbv1.RepoTypeFS && repo.Bucket == "" && repo.BucketNamePrefix != "":
+		return ""
+	}
+	return db.Namespace + "/" + db.Name
+}
+
+// repoConfig builds the driver config of repo from the resource and the
+// mounted Secret files.
+func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.Config, error) {
+	cfg := drivers.Config{
+		Name:         repo.Name,
+		Type:         string(repo.Type),
+		Endpoint:     repo.ServiceEndpoint,
+		Region:       repo.Region,
+		AuthEndpoint: repo.AuthEndpoint,
+		PathStyle:    repo.PathStyle,
+	}
+	if repo.Type == dbv1.RepoTypeFS {
+		cfg.Path = r.Env.path(repo.FSRepoDir())
+		cfg.CreateBucket = true // the directory inside the volume
+	} else {
+		cfg.Bucket = r.Env.Bucket
+		if cfg.Bucket == "" {
+			cfg.Bucket = repo.ResolvedBucket(db.Name)
+		}
+		// The article's bucketNamePrefix buckets are the operator's to make.
+		cfg.CreateBucket = repo.Bucket == "" && repo.BucketNamePrefix != ""
+	}
+	if repo.SecretName != "" {
+		secrets, err := readSecretDir(r.Env.path(dbv1.RepoSecretMountPath))
+		if err != nil {
+			return cfg, fmt.Errorf("repo %q: Secret %s: %w", repo.Name, repo.SecretName, err)
+		}
+		cfg.Secrets = secrets
+	}
+	if repo.CABundle != nil {
+		pem, err := os.ReadFile(r.Env.path(filepath.Join(dbv1.CABundleMountPath, dbv1.CABundleFile)))
+		if err != nil {
+			return cfg, fmt.Errorf("repo %q: caBundle: %w", repo.Name, err)
+		}
+		cfg.CABundle = pem
+	}
+	return cfg, nil
+}
+
+// readSecretDir reads a mounted Secret volume: one file per key. The
+// kubelet's bookkeeping entries (..data and friends) are skipped.
+func readSecretDir(dir string) (drivers.Secrets, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read mounted Secret: %w", err)
+	}
+	out := drivers.Secrets{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "..") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("read key %s: %w", e.Name(), err)
+		}
+		if st, err := os.Stat(filepath.Join(dir, e.Name())); err == nil && st.IsDir() {
+			continue
+		}
+		out[e.Name()] = drivers.NewSecret(strings.TrimRight(string(data), "\r\n"))
+	}
+	return out, nil
+}
+
+// openSource builds the source URL from spec.source. The password stays out
+// of the URL: it reaches the source through Options.
+func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
+	opts := sources.Options{Password: r.Env.SourcePassword}
+	var raw string
+	switch s.Type {
+	case dbv1.SourceTypePostgres, dbv1.SourceTypeMySQL:
+		u := url.URL{Scheme: string(s.Type), Host: s.Host, Path: "/" + s.Database}
+		if s.Port != 0 {
+			u.Host += ":" + strconv.Itoa(int(s.Port))
+		}
+		if s.User != "" {
+			u.User = url.User(s.User)
+		}
+		raw = u.String()
+	case dbv1.SourceTypeHTTP:
+		raw = s.URL
+	case dbv1.SourceTypeExec:
+		quoted := make([]string, len(s.Command))
+		for i, arg := range s.Command {
+			quoted[i] = shellQuote(arg)
+		}
+		raw = "exec:" + strings.Join(quoted, " ")
+		opts.Password = "" // an exec source takes no password
+	default:
+		return nil, fmt.Errorf("spec.source.type %q is not one of postgres, mysql, http, exec", s.Type)
+	}
+	src, err := sources.Open(raw, opts)
+	if err != nil {
+		return nil, fmt.Errorf("spec.source: %w", err)
+	}
+	return src, nil
+}
+
+// shellQuote quotes an argument so the exec source's splitter gives it back
+// unchanged.
+func shellQuote(arg string) string {
+	if arg != "" && !strings.ContainsAny(arg, " \t\n'\"\\#") {
+		if parts, err := shlex.Split(arg); err == nil && len(parts) == 1 && parts[0] == arg {
+			return arg
+		}
+	}
+	return "'" + strings.ReplaceAll(arg, "'", `'"'"'`) + "'"
+}
+
+// report writes the outcome into status.conditions (and lastBackup) with an
+// optimistic lock, retrying on conflicts with the operator's own writes.
+func (r *Runner) report(ctx context.Context, key types.NamespacedName, res *result, runErr error) error {
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		db := &dbv1.DatabaseBackup{}
+		if err := r.Client.Get(ctx, key, db); err != nil {
+			return err
+		}
+		before := db.Status.DeepCopy()
+		cond := metav1.Condition{Type: dbv1.ConditionSucceeded, ObservedGeneration: db.Generation}
+		if runErr != nil {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, dbv1.ReasonBackupFailed, oneLine(runErr.Error())
+		} else {
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded
+			m := res.manifest
+			db.Status.LastBackup = &dbv1.LastBackup{
+				ID:           m.ID,
+				Repo:         res.repo,
+				ObjectKey:    strings.TrimPrefix(res.prefix+"/"+m.ID+"/"+m.DataObject, "/"),
+				StoredSize:   m.StoredSize,
+				Duration:     &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
+				FinishedTime: &metav1.Time{Time: m.EndTime},
+			}
+		}
+		meta.SetStatusCondition(&db.Status.Conditions, cond)
+		if equality.Semantic.DeepEqual(*before, db.Status) {
+			return nil
+		}
+		return r.Client.Status().Update(ctx, db)
+	})
+	if err != nil {
+		return fmt.Errorf("write status of DatabaseBackup %s: %w", key, err)
+	}
+	return nil
+}
+
+// oneLine makes an error fit a condition message: one line, bounded.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	const limit = 1024
+	if len(s) > limit {
+		s = s[:limit-3] + "..."
+	}
+	return s
+}
