@@ -1,4 +1,4 @@
-// Package testdb gives the sources tests their own databases on the real
+// Package testdb gives the sources and CLI tests their own databases on the real
 // PostgreSQL and MariaDB servers of the machine: each test gets uniquely
 // named databases that are dropped when it ends. A server that cannot be
 // reached fails the test under CI=true and skips it elsewhere, with the line

@@ -3,7 +3,6 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -15,103 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbarchive/dbarchive/sources"
 	"github.com/dbarchive/dbarchive/internal/testdb"
+	"github.com/dbarchive/dbarchive/sources"
 )
 
-// bigRows makes the "big" table about 70 MB of InnoDB data.
-const bigRows = 500_000
-
-// schema covers what a restore must bring back: unicode and awkward text,
-// binary values of every byte, NULLs, an AUTO_INCREMENT, a view, a stored
-// function, a trigger, and one table over 50 MB (seq_1_to_N comes from
-// MariaDB's built-in Sequence engine).
-const schema = `
-CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(100), note TEXT, born DATE, score DECIMAL(10,2)) CHARACTER SET utf8mb4;
-CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, person INT, what VARCHAR(20));
-CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW INSERT INTO audit (person, what) VALUES (NEW.id, 'inserted');
-INSERT INTO people VALUES
-  (1, 'Zoë Ñúñez', '日本語テキスト 🎉 Ελληνικά', '1990-01-02', 12.5),
-  (2, 'Ødegaard', NULL, NULL, NULL),
-  (3, 'line\nbreak\ttab', 'quote '' "dq" \\ backslash \0 nul', '2000-02-29', -1);
-CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB);
-INSERT INTO blobs VALUES (1, X'00FF10'), (2, NULL), (3, ''), (4, REPEAT(X'00FF', 5000));
-INSERT INTO blobs SELECT 5, UNHEX(GROUP_CONCAT(LPAD(HEX(seq), 2, '0') ORDER BY seq SEPARATOR '')) FROM seq_0_to_255;
-CREATE VIEW named AS SELECT id, UPPER(name) AS name FROM people WHERE note IS NOT NULL;
-CREATE FUNCTION add_int(a INT, b INT) RETURNS INT DETERMINISTIC RETURN a + b;
-CREATE TABLE big (id BIGINT PRIMARY KEY, a VARCHAR(64), b CHAR(32));
-`
-
-const fillBig = `INSERT INTO big SELECT seq, CONCAT(MD5(seq), MD5(seq + 1)), MD5(seq * 3) FROM seq_1_to_%d`
-
-func setup(t *testing.T, db *sql.DB, rows int) {
-	t.Helper()
-	if _, err := db.Exec(schema); err != nil {
-		t.Fatalf("schema: %v", err)
-	}
-	if _, err := db.Exec(fmt.Sprintf(fillBig, rows)); err != nil {
-		t.Fatalf("filling big: %v", err)
-	}
-}
-
-// fingerprint is CHECKSUM TABLE of every base table, an ordered hex dump of
-// the small tables and the view, the next AUTO_INCREMENT value, and what
-// the function returns.
-func fingerprint(t *testing.T, db *sql.DB) map[string]string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `SET SESSION group_concat_max_len = 1 << 30`); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, tbl := range []string{"people", "audit", "blobs", "big"} {
-		var name string
-		var sum sql.NullString
-		if err := conn.QueryRowContext(ctx, "CHECKSUM TABLE "+tbl).Scan(&name, &sum); err != nil {
-			t.Fatalf("checksum %s: %v", tbl, err)
-		}
-		out["checksum "+tbl] = sum.String
-	}
-	for tbl, cols := range map[string]string{
-		"people": "id, HEX(name), HEX(note), born, score",
-		"blobs":  "id, HEX(data), data IS NULL",
-		"named":  "id, HEX(name)",
-	} {
-		var n int
-		var sum string
-		q := fmt.Sprintf(`SELECT COUNT(*), MD5(COALESCE(GROUP_CONCAT(CONCAT_WS('|', %s) ORDER BY id SEPARATOR ','), '')) FROM %s`, cols, tbl)
-		if err := conn.QueryRowContext(ctx, q).Scan(&n, &sum); err != nil {
-			t.Fatalf("rows of %s: %v", tbl, err)
-		}
-		out["rows "+tbl] = fmt.Sprintf("%d rows, md5 %s", n, sum)
-	}
-	var auto sql.NullString
-	var add string
-	if err := conn.QueryRowContext(ctx, `SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'audit'`).Scan(&auto); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.QueryRowContext(ctx, `SELECT add_int(2, 3)`).Scan(&add); err != nil {
-		t.Fatalf("function add_int: %v", err)
-	}
-	out["audit AUTO_INCREMENT"], out["add_int(2,3)"] = auto.String, add
-	return out
-}
-
-func checkTrigger(t *testing.T, db *sql.DB) {
-	t.Helper()
-	if _, err := db.Exec(`INSERT INTO people (id, name) VALUES (100, 'after restore')`); err != nil {
-		t.Fatalf("insert into restored people: %v", err)
-	}
-	var n int
-	if err := db.QueryRow(`SELECT COUNT(*) FROM audit WHERE person = 100`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("trigger after restore: %d audit rows, err %v; want 1", n, err)
-	}
-}
+// bigRows makes the "big" table over 50 MB.
+const bigRows = testdb.BigRows
 
 func open(t *testing.T, raw string, opts sources.Options) *Source {
 	t.Helper()
@@ -126,7 +34,7 @@ func TestRoundTrip(t *testing.T) {
 	srv := testdb.MariaDB(t)
 	name, db := srv.Create(t, "my_src")
 	start := time.Now()
-	setup(t, db, bigRows)
+	srv.Populate(t, db, bigRows)
 	if _, err := db.Exec(`ANALYZE TABLE big`); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +43,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("big table is %d bytes (err %v), want at least 50 MiB", size, err)
 	}
 	t.Logf("generated big: %d rows, %.1f MB data in %v", bigRows, float64(size)/1e6, time.Since(start).Round(time.Millisecond))
-	want := fingerprint(t, db)
+	want := srv.Fingerprint(t, db)
 
 	ctx := context.Background()
 	src := open(t, srv.URL(name), sources.Options{})
@@ -174,19 +82,19 @@ func TestRoundTrip(t *testing.T) {
 	t.Logf("dump %.1f MB in %v, restore in %v", float64(fi.Size())/1e6, dumpTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	restored := srv.Connect(t, target)
-	got := fingerprint(t, restored)
+	got := srv.Fingerprint(t, restored)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: restored %q, source %q", k, got[k], v)
 		}
 	}
-	checkTrigger(t, restored)
+	srv.CheckTrigger(t, restored)
 }
 
 func smallDump(t *testing.T, srv *testdb.Server) []byte {
 	t.Helper()
 	name, db := srv.Create(t, "my_small")
-	setup(t, db, 20_000)
+	srv.Populate(t, db, 20_000)
 	var buf bytes.Buffer
 	if err := open(t, srv.URL(name), sources.Options{}).Dump(context.Background(), &buf); err != nil {
 		t.Fatalf("Dump: %v", err)

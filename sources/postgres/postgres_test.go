@@ -14,83 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dbarchive/dbarchive/sources"
 	"github.com/dbarchive/dbarchive/internal/testdb"
+	"github.com/dbarchive/dbarchive/sources"
 )
 
-// bigRows makes the "big" table about 68 MB of heap (pg_relation_size).
-const bigRows = 500_000
-
-// schema covers what a restore must bring back: unicode and awkward text,
-// binary values of every byte, NULLs, a sequence, a view, a SQL function and
-// a trigger with its plpgsql function, and one table over 50 MB.
-const schema = `
-CREATE TABLE people (id int PRIMARY KEY, name text, note text, born date, score numeric(10,2));
-CREATE TABLE audit (id serial PRIMARY KEY, person int, what text);
-CREATE FUNCTION log_person() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN INSERT INTO audit(person, what) VALUES (NEW.id, 'inserted'); RETURN NEW; END $$;
-CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION log_person();
-INSERT INTO people VALUES
-  (1, 'Zoë Ñúñez', '日本語テキスト 🎉 Ελληνικά', '1990-01-02', 12.5),
-  (2, 'Ødegaard', NULL, NULL, NULL),
-  (3, E'line\nbreak\ttab', 'quote '' "dq" \ backslash', '2000-02-29', -1);
-CREATE TABLE blobs (id int PRIMARY KEY, data bytea);
-INSERT INTO blobs VALUES (1, '\x00ff10'), (2, NULL), (3, ''), (4, decode(repeat('00ff', 5000), 'hex'));
-INSERT INTO blobs SELECT 5, decode(string_agg(lpad(to_hex(i), 2, '0'), '' ORDER BY i), 'hex') FROM generate_series(0, 255) i;
-CREATE VIEW named AS SELECT id, upper(name) AS name FROM people WHERE note IS NOT NULL;
-CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT a + b';
-CREATE TABLE big (id bigint PRIMARY KEY, a text, b text);
-`
-
-const fillBig = `INSERT INTO big SELECT i, md5(i::text) || md5((i + 1)::text), md5((i * 3)::text) FROM generate_series(1, %d) i`
-
-var tables = []string{"people", "audit", "blobs", "big", "named"}
-
-func setup(t *testing.T, db *sql.DB, rows int) {
-	t.Helper()
-	if _, err := db.Exec(schema); err != nil {
-		t.Fatalf("schema: %v", err)
-	}
-	if _, err := db.Exec(fmt.Sprintf(fillBig, rows)); err != nil {
-		t.Fatalf("filling big: %v", err)
-	}
-}
-
-// fingerprint is a checksum of every table's rows in key order, the
-// sequence's position, and what the function returns.
-func fingerprint(t *testing.T, db *sql.DB) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	for _, tbl := range tables {
-		var n int64
-		var sum string
-		q := fmt.Sprintf(`SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY id), '')) FROM %s t`, tbl)
-		if err := db.QueryRow(q).Scan(&n, &sum); err != nil {
-			t.Fatalf("checksum of %s: %v", tbl, err)
-		}
-		out[tbl] = fmt.Sprintf("%d rows, md5 %s", n, sum)
-	}
-	var seq, add string
-	if err := db.QueryRow(`SELECT last_value::text FROM audit_id_seq`).Scan(&seq); err != nil {
-		t.Fatalf("sequence: %v", err)
-	}
-	if err := db.QueryRow(`SELECT add(2, 3)::text`).Scan(&add); err != nil {
-		t.Fatalf("function add: %v", err)
-	}
-	out["audit_id_seq"], out["add(2,3)"] = seq, add
-	return out
-}
-
-func checkTrigger(t *testing.T, db *sql.DB) {
-	t.Helper()
-	if _, err := db.Exec(`INSERT INTO people (id, name) VALUES (100, 'after restore')`); err != nil {
-		t.Fatalf("insert into restored people: %v", err)
-	}
-	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM audit WHERE person = 100`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("trigger after restore: %d audit rows, err %v; want 1", n, err)
-	}
-}
+// bigRows makes the "big" table over 50 MB.
+const bigRows = testdb.BigRows
 
 func open(t *testing.T, raw string, opts sources.Options) *Source {
 	t.Helper()
@@ -105,13 +34,13 @@ func TestRoundTrip(t *testing.T) {
 	srv := testdb.Postgres(t)
 	name, db := srv.Create(t, "pg_src")
 	start := time.Now()
-	setup(t, db, bigRows)
+	srv.Populate(t, db, bigRows)
 	var heap int64
 	if err := db.QueryRow(`SELECT pg_relation_size('big')`).Scan(&heap); err != nil || heap < 50<<20 {
 		t.Fatalf("big table is %d bytes (err %v), want at least 50 MiB", heap, err)
 	}
 	t.Logf("generated big: %d rows, %.1f MB heap in %v", bigRows, float64(heap)/1e6, time.Since(start).Round(time.Millisecond))
-	want := fingerprint(t, db)
+	want := srv.Fingerprint(t, db)
 
 	for _, format := range []string{FormatCustom, FormatTar, FormatPlain} {
 		t.Run(format, func(t *testing.T) {
@@ -153,13 +82,13 @@ func TestRoundTrip(t *testing.T) {
 			t.Logf("%s: dump %.1f MB in %v, restore in %v", format, float64(fi.Size())/1e6, dumpTime.Round(time.Millisecond), restoreTime.Round(time.Millisecond))
 
 			restored := srv.Connect(t, target)
-			got := fingerprint(t, restored)
+			got := srv.Fingerprint(t, restored)
 			for k, v := range want {
 				if got[k] != v {
 					t.Errorf("%s: restored %s, source %s", k, got[k], v)
 				}
 			}
-			checkTrigger(t, restored)
+			srv.CheckTrigger(t, restored)
 		})
 	}
 }
@@ -168,7 +97,7 @@ func TestRoundTrip(t *testing.T) {
 func smallDump(t *testing.T, srv *testdb.Server, format string) []byte {
 	t.Helper()
 	name, db := srv.Create(t, "pg_small")
-	setup(t, db, 1000)
+	srv.Populate(t, db, 1000)
 	var buf bytes.Buffer
 	if err := open(t, srv.URL(name), sources.Options{Format: format}).Dump(context.Background(), &buf); err != nil {
 		t.Fatalf("Dump: %v", err)
@@ -309,7 +238,7 @@ func (f *failingWriter) Write(p []byte) (int, error) {
 func TestDumpWriterFails(t *testing.T) {
 	srv := testdb.Postgres(t)
 	name, db := srv.Create(t, "pg_wfail")
-	setup(t, db, 50_000)
+	srv.Populate(t, db, 50_000)
 	err := open(t, srv.URL(name), sources.Options{Format: FormatPlain}).Dump(context.Background(), &failingWriter{n: 1 << 20})
 	if !errors.Is(err, errUpload) {
 		t.Fatalf("Dump = %v, want the writer's error", err)
@@ -319,7 +248,7 @@ func TestDumpWriterFails(t *testing.T) {
 func TestDumpCancelled(t *testing.T) {
 	srv := testdb.Postgres(t)
 	name, db := srv.Create(t, "pg_cancel")
-	setup(t, db, 50_000)
+	srv.Populate(t, db, 50_000)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &cancellingWriter{after: 1 << 20, cancel: cancel}
 	err := open(t, srv.URL(name), sources.Options{Format: FormatPlain}).Dump(ctx, w)
