@@ -28,7 +28,7 @@ type BackupOptions struct {
 	Name string
 	// Level is the zstd level, 1 to 22 (default 3).
 	Level int
-	// PartSize is the size of the first part (default 8 MiB); later parts
+	// PartSize is the size of the first part (default 5 MiB); later parts
 	// grow as the stream grows so the driver's part limit is never reached.
 	PartSize int64
 	// Concurrency is the number of parts uploading at once (default 4).

@@ -13,7 +13,7 @@ const MinCapacity int64 = 5 << 40
 // PartPlan sizes the parts of a stream whose length is unknown up front.
 // The first Flat parts have size Base; after them the size doubles every Step
 // parts, capped at the driver's maximum. Memory therefore stays flat for all
-// but the largest backups (40 GiB at 8 MiB on S3), while the driver's part
+// but the largest backups (25 GiB at 5 MiB on S3), while the driver's part
 // limit still admits MinCapacity.
 type PartPlan struct {
 	Base     int64
@@ -24,7 +24,7 @@ type PartPlan struct {
 }
 
 // minGrowthSteps is the fewest doublings a plan spreads across the parts
-// after Flat. Ten take an 8 MiB base past 6 TiB on a 10,000-part driver; a
+// after Flat. Ten take a 16 MiB base past 5 TiB on a 10,000-part driver; a
 // smaller base gets more, shorter steps.
 const minGrowthSteps = 10
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dbarchive/dbarchive/archiver"
+	"github.com/dbarchive/dbarchive/drivers"
 	"github.com/dbarchive/dbarchive/sources"
 )
 
@@ -32,15 +34,11 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 				return usagef("give exactly one of --target and --output")
 			}
 			ctx := cmd.Context()
-			b, prefix, err := openRepo(ctx, repo)
+			b, prefix, m, err := openBackup(ctx, repo, backupID)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			m, err := archiver.Resolve(ctx, b, prefix, backupID)
-			if err != nil {
-				return err
-			}
 			var sink func(io.Reader) error
 			switch {
 			case target != "":
@@ -71,6 +69,21 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the target password")
 	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
 	return cmd
+}
+
+// openBackup opens the repo and finds one backup in it ("latest" or an id).
+// The caller closes the bucket.
+func openBackup(ctx context.Context, repo, backupID string) (drivers.Bucket, string, *archiver.Manifest, error) {
+	b, prefix, err := openRepo(ctx, repo)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	m, err := archiver.Resolve(ctx, b, prefix, backupID)
+	if err != nil {
+		b.Close()
+		return nil, "", nil, err
+	}
+	return b, prefix, m, nil
 }
 
 // targetSink opens the target as a source of the same type as the backup
@@ -137,15 +150,11 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			b, prefix, err := openRepo(ctx, repo)
+			b, prefix, m, err := openBackup(ctx, repo, backupID)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
-			m, err := archiver.Resolve(ctx, b, prefix, backupID)
-			if err != nil {
-				return err
-			}
 			progress := new(archiver.Progress)
 			stop := g.showProgress("verify", progress)
 			err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log})

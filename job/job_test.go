@@ -1,0 +1,92 @@
+package job
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/shlex"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+func TestEnvFromOSNamesMissingVariables(t *testing.T) {
+	_, err := EnvFromOS(func(string) string { return "" })
+	if err == nil || !strings.Contains(err.Error(), "BACKUP_RESOURCE_NAME and NAMESPACE") {
+		t.Fatalf("EnvFromOS with nothing set = %v, want both variables named", err)
+	}
+	env := map[string]string{"BACKUP_RESOURCE_NAME": "orders", "NAMESPACE": "db", "DBARCHIVE_SOURCE_PASSWORD": "pw"}
+	e, err := EnvFromOS(func(k string) string { return env[k] })
+	if err != nil || e.ResourceName != "orders" || e.Namespace != "db" || e.SourcePassword != "pw" {
+		t.Fatalf("EnvFromOS = %+v, %v", e, err)
+	}
+}
+
+func TestShellQuoteRoundTrips(t *testing.T) {
+	for _, args := range [][]string{
+		{"mongodump", "--archive"},
+		{"sh", "-c", "echo 'a b' \"c\" $HOME # not a comment"},
+		{"", "it's", `back\slash`, "tab\there"},
+	} {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = shellQuote(a)
+		}
+		got, err := shlex.Split(strings.Join(quoted, " "))
+		if err != nil || strings.Join(got, "\x00") != strings.Join(args, "\x00") {
+			t.Fatalf("round trip of %q gave %q, %v", args, got, err)
+		}
+	}
+}
+
+func TestReadSecretDirSkipsKubeletEntries(t *testing.T) {
+	dir := t.TempDir()
+	// The layout the kubelet makes: a timestamped dir, ..data pointing at
+	// it, and one symlink per key.
+	data := filepath.Join(dir, "..2026_11_26")
+	must(t, os.Mkdir(data, 0o755))
+	must(t, os.WriteFile(filepath.Join(data, "HmacAccessKeyId"), []byte("id\n"), 0o400))
+	must(t, os.Symlink(data, filepath.Join(dir, "..data")))
+	must(t, os.Symlink(filepath.Join("..data", "HmacAccessKeyId"), filepath.Join(dir, "HmacAccessKeyId")))
+	got, err := readSecretDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got.Get("HmacAccessKeyId").Reveal() != "id" {
+		t.Fatalf("readSecretDir = %v keys, want only HmacAccessKeyId=id", got.Values())
+	}
+}
+
+func TestRepoPrefix(t *testing.T) {
+	db := &dbv1.DatabaseBackup{ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop"}}
+	cases := []struct {
+		repo dbv1.Repo
+		want string
+	}{
+		{dbv1.Repo{Type: dbv1.RepoTypeS3, Bucket: "shared"}, "shop/orders"},
+		{dbv1.Repo{Type: dbv1.RepoTypeS3, Bucket: "shared", Prefix: "/prod/orders/"}, "prod/orders"},
+		{dbv1.Repo{Type: dbv1.RepoTypeIBMCOS, BucketNamePrefix: "database-backup-"}, ""},
+		{dbv1.Repo{Type: dbv1.RepoTypeFS, FS: &dbv1.FSRepo{ClaimName: "c"}}, "shop/orders"},
+	}
+	for _, c := range cases {
+		if got := repoPrefix(db, &c.repo); got != c.want {
+			t.Errorf("repoPrefix(%+v) = %q, want %q", c.repo, got, c.want)
+		}
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	got := oneLine("backup failed:\n  pg_dump: error\n" + strings.Repeat("x", 2000))
+	if strings.Contains(got, "\n") || len(got) > 1024 || !strings.HasPrefix(got, "backup failed: pg_dump: error") {
+		t.Fatalf("oneLine = %q", got[:80])
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
