@@ -47,7 +47,7 @@ conformance: test-deps ## Run the storage conformance suite on all five drivers.
 	$(GO) test -count=1 -v ./conformance/...
 
 .PHONY: bench
-bench: envtest-assets ## Side-by-side benchmarks (dbarchive vs pg_dump|zstd|rclone, restore, memory, operator) into bench/RESULTS.md; not part of make test. BENCH_SCALE=small, BENCH_RUNS=N, BENCH_ONLY=backup,restore,rss,operator.
+bench: envtest-assets ## Side-by-side benchmarks (dbarchive vs pg_dump|zstd|rclone, restore, memory, operator) into bench/RESULTS.md (about 10 min, 17 on a fresh machine); not part of make test. BENCH_SCALE=small, BENCH_RUNS=N, BENCH_ONLY=backup,restore,rss,operator.
 	$(GO) run ./bench
 
 .PHONY: bench-go

@@ -74,8 +74,8 @@ var allGroups = []string{"backup", "restore", "rss", "operator"}
 
 func main() {
 	scaleName := flag.String("scale", envOr("BENCH_SCALE", "full"), "data set: full (~1 GiB on disk) or small (~100 MB, for working on the bench) [BENCH_SCALE]")
-	runs := flag.Int("runs", envInt("BENCH_RUNS", 5), "measured rounds of the backup and restore groups, after the warm-up [BENCH_RUNS]")
-	rssRuns := flag.Int("rss-runs", envInt("BENCH_RSS_RUNS", 3), "measured rounds of the memory group (an 8 GiB run takes a minute) [BENCH_RSS_RUNS]")
+	runs := flag.Int("runs", envInt("BENCH_RUNS", 3), "measured rounds of the backup and restore groups, after the warm-up [BENCH_RUNS]")
+	rssRuns := flag.Int("rss-runs", envInt("BENCH_RSS_RUNS", 2), "measured rounds of the memory group (an 8 GiB run takes a minute) [BENCH_RSS_RUNS]")
 	warmup := flag.Int("warmup", envInt("BENCH_WARMUP", 1), "unrecorded rounds before the measured ones [BENCH_WARMUP]")
 	only := flag.String("only", envOr("BENCH_ONLY", strings.Join(allGroups, ",")), "groups to run: "+strings.Join(allGroups, ",")+" (or dataset: only build the data set) [BENCH_ONLY]")
 	work := flag.String("workdir", envOr("BENCH_WORKDIR", filepath.Join(os.TempDir(), "dbarchive-bench")), "scratch directory: served S3 objects, fs repo, dump files, binaries [BENCH_WORKDIR]")
