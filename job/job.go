@@ -28,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/archiver"
@@ -83,7 +82,7 @@ func (e Env) path(p string) string { return filepath.Join(e.MountRoot, p) }
 
 // Runner runs one backup for the resource named by Env.
 type Runner struct {
-	Client      client.Client
+	Store       Store
 	Env         Env
 	Log         *slog.Logger
 	ToolVersion string
@@ -98,8 +97,8 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.Now = time.Now
 	}
 	key := types.NamespacedName{Namespace: r.Env.Namespace, Name: r.Env.ResourceName}
-	db := &dbv1.DatabaseBackup{}
-	if err := r.Client.Get(ctx, key, db); err != nil {
+	db, err := r.Store.Get(ctx, key)
+	if err != nil {
 		return fmt.Errorf("get DatabaseBackup %s: %w", key, err)
 	}
 	res, runErr := r.backup(ctx, db)
@@ -322,8 +321,8 @@ func shellQuote(arg string) string {
 // optimistic lock, retrying on conflicts with the operator's own writes.
 func (r *Runner) report(ctx context.Context, key types.NamespacedName, res *result, runErr error) error {
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		db := &dbv1.DatabaseBackup{}
-		if err := r.Client.Get(ctx, key, db); err != nil {
+		db, err := r.Store.Get(ctx, key)
+		if err != nil {
 			return err
 		}
 		before := db.Status.DeepCopy()
@@ -346,7 +345,7 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, res *resu
 		if equality.Semantic.DeepEqual(*before, db.Status) {
 			return nil
 		}
-		return r.Client.Status().Update(ctx, db)
+		return r.Store.UpdateStatus(ctx, db)
 	})
 	if err != nil {
 		return fmt.Errorf("write status of DatabaseBackup %s: %w", key, err)

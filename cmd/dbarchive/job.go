@@ -4,11 +4,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
-	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/job"
 )
 
@@ -26,19 +22,11 @@ Exits non-zero on failure so the Job's backoff applies.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := ctrlconfig.GetConfig()
+			store, err := job.NewStore()
 			if err != nil {
 				return err
 			}
-			scheme := runtime.NewScheme()
-			if err := dbv1.AddToScheme(scheme); err != nil {
-				return err
-			}
-			c, err := client.New(cfg, client.Options{Scheme: scheme})
-			if err != nil {
-				return err
-			}
-			r := &job.Runner{Client: c, Env: env, Log: g.log.With("databasebackup", env.Namespace+"/"+env.ResourceName), ToolVersion: version}
+			r := &job.Runner{Store: store, Env: env, Log: g.log.With("databasebackup", env.Namespace+"/"+env.ResourceName), ToolVersion: version}
 			return r.Run(cmd.Context())
 		},
 	}

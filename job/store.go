@@ -1,0 +1,66 @@
+package job
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+)
+
+// Store is all the job needs of the API server: read its DatabaseBackup and
+// write that resource's status, as its Role allows.
+type Store interface {
+	Get(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseBackup, error)
+	// UpdateStatus writes db.Status with db's resourceVersion as an
+	// optimistic lock; a stale version is a Conflict error.
+	UpdateStatus(ctx context.Context, db *dbv1.DatabaseBackup) error
+}
+
+// restStore is a Store on a REST client for the one resource. It is
+// deliberately not controller-runtime's or client-go's typed client: those
+// link every built-in API group into the binary, whose pages then made up a
+// quarter of the backup's peak memory (measured: 94 MB with them, 66 MB
+// without, for the same 1 GiB backup).
+type restStore struct{ rc *rest.RESTClient }
+
+// NewStore connects to the API server the way kubectl does: $KUBECONFIG or
+// ~/.kube/config when present, else the pod's in-cluster ServiceAccount.
+func NewStore() (Store, error) {
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("find the Kubernetes API server: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := dbv1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	cfg.APIPath = "/apis"
+	cfg.GroupVersion = &dbv1.GroupVersion
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	cfg.UserAgent = "dbarchive-job"
+	rc, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &restStore{rc: rc}, nil
+}
+
+const resource = "databasebackups"
+
+func (s *restStore) Get(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseBackup, error) {
+	out := &dbv1.DatabaseBackup{}
+	err := s.rc.Get().Namespace(key.Namespace).Resource(resource).Name(key.Name).Do(ctx).Into(out)
+	return out, err
+}
+
+func (s *restStore) UpdateStatus(ctx context.Context, db *dbv1.DatabaseBackup) error {
+	return s.rc.Put().Namespace(db.Namespace).Resource(resource).Name(db.Name).SubResource("status").
+		Body(db).Do(ctx).Into(db)
+}
