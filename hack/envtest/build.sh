@@ -33,13 +33,17 @@ export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-build_kube_apiserver() {
-	if [[ -x "$OUT/kube-apiserver" ]]; then
-		echo "kube-apiserver: $OUT/kube-apiserver exists, skipping"
+# build_kube NAME: builds k8s.io/kubernetes/cmd/NAME (kube-apiserver,
+# kube-controller-manager) in one throwaway module shared by all of them, so
+# the second one reuses the first one's module graph and build cache.
+build_kube() {
+	local name=$1
+	if [[ -x "$OUT/$name" ]]; then
+		echo "$name: $OUT/$name exists, skipping"
 		return
 	fi
-	echo "kube-apiserver: building k8s.io/kubernetes $KUBE_VERSION (staging $STAGING_VERSION)"
-	local dir="$work/kube"
+	echo "$name: building k8s.io/kubernetes $KUBE_VERSION (staging $STAGING_VERSION)"
+	local dir="$work/kube-$name"
 	mkdir -p "$dir"
 	(
 		cd "$dir"
@@ -63,17 +67,17 @@ build_kube_apiserver() {
 		done
 		"$GO" mod edit "${args[@]}"
 		"$GO" mod tidy >/dev/null 2>&1 || true
-		"$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBE_VERSION"
+		"$GO" get "k8s.io/kubernetes/cmd/$name@$KUBE_VERSION"
 		# Stamp the version the release build would (it is otherwise
 		# v0.0.0-master), so that /version and --version tell the truth.
 		local v="k8s.io/component-base/version"
 		local minor="${KUBE_VERSION#v1.}"
 		minor="${minor%%.*}"
 		"$GO" build -ldflags "-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
-			-o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+			-o "$OUT/$name.tmp" "k8s.io/kubernetes/cmd/$name"
 	)
-	mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
-	echo "kube-apiserver: built $OUT/kube-apiserver"
+	mv "$OUT/$name.tmp" "$OUT/$name"
+	echo "$name: built $OUT/$name"
 }
 
 build_etcd() {
@@ -100,6 +104,13 @@ build_etcd() {
 }
 
 build_etcd
-build_kube_apiserver
-"$OUT/etcd" --version | head -1
+build_kube kube-apiserver
+# The real CronJob, Job and garbage-collector controllers, for the tests of
+# what the operator's objects do once created (see controller/kcm_test.go).
+build_kube kube-controller-manager
+# Print the versions without a pipe: under pipefail, `etcd --version | head -1`
+# fails with SIGPIPE (exit 141) whenever head exits before etcd has written all.
+etcd_version="$("$OUT/etcd" --version)"
+echo "${etcd_version%%$'\n'*}"
 "$OUT/kube-apiserver" --version
+"$OUT/kube-controller-manager" --version
