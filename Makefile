@@ -38,9 +38,15 @@ vet: ## go vet, and fail on unformatted files.
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# The packages with goroutines of their own (upload workers, prefetchers,
+# process runners, the job's signal handling, the reconcilers) run under the
+# race detector; the rest run without it, which keeps make test's time down.
+RACE_PKGS := ./archiver/... ./drivers/... ./sources/... ./job/... ./controller/...
+
 .PHONY: test
-test: test-deps envtest-assets vet ## Run every test: drivers on emulators, archiver and CLI on the local databases, operator on envtest.
-	$(GO) test $(GOTEST_FLAGS) ./...
+test: test-deps envtest-assets vet ## Run every test: drivers on emulators, archiver and CLI on the local databases, operator on envtest (concurrent packages with -race).
+	$(GO) test $(GOTEST_FLAGS) -race $(RACE_PKGS)
+	$(GO) test $(GOTEST_FLAGS) $$($(GO) list ./... | grep -vE '/(archiver|drivers|sources|job|controller)(/|$$)')
 
 .PHONY: conformance
 conformance: test-deps ## Run the storage conformance suite on all five drivers.
