@@ -90,32 +90,64 @@ func (b *Bucket) doWith(ctx context.Context, op, key string, fn func(context.Con
 	return retryCall(ctx, b.retry, b.now, b.sleep, b.log, op, key, fn, settle)
 }
 
-// retryCall is the one retry loop of the storage layer. backoff computes the
-// jittered intervals; the loop owns the budget so that tests can run it on
-// a fake clock.
-func retryCall(ctx context.Context, p RetryPolicy, now func() time.Time, sleep func(context.Context, time.Duration) error,
-	log *slog.Logger, op, key string, fn func(context.Context) error, settle func(context.Context, int, error) bool) error {
+// retrier decides, attempt by attempt, whether a failed call is tried again
+// and after what pause. backoff computes the jittered intervals; the
+// retrier owns the budget so that tests can run it on a fake clock. It is
+// the one retry policy of the storage layer: calls use it through
+// retryCall, the body reader for breaks that make no progress.
+type retrier struct {
+	p       RetryPolicy
+	now     func() time.Time
+	bo      *backoff.ExponentialBackOff
+	start   time.Time
+	attempt int
+}
+
+func newRetrier(p RetryPolicy, now func() time.Time) *retrier {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = p.InitialBackoff
 	bo.MaxInterval = p.MaxBackoff
 	bo.RandomizationFactor = 0.5
 	bo.Reset()
-	start := now()
-	for attempt := 1; ; attempt++ {
+	return &retrier{p: p, now: now, bo: bo, start: now()}
+}
+
+// again counts a failed attempt and reports whether to try once more, and
+// after how long.
+func (r *retrier) again(ctx context.Context, err error) (time.Duration, bool) {
+	r.attempt++
+	if CodeOf(err) != Transient || ctx.Err() != nil {
+		return 0, false
+	}
+	wait := r.bo.NextBackOff()
+	if (r.p.MaxAttempts > 0 && r.attempt >= r.p.MaxAttempts) || r.now().Add(wait).Sub(r.start) > r.p.Budget {
+		return 0, false
+	}
+	return wait, true
+}
+
+// fail annotates the error that ended the retries.
+func (r *retrier) fail(op, key string, err error) error {
+	return annotate(op, key, err, r.attempt, r.now().Sub(r.start))
+}
+
+// retryCall runs fn until it succeeds, settle accepts its error, the error
+// is not Transient, ctx ends, or the policy runs out.
+func retryCall(ctx context.Context, p RetryPolicy, now func() time.Time, sleep func(context.Context, time.Duration) error,
+	log *slog.Logger, op, key string, fn func(context.Context) error, settle func(context.Context, int, error) bool) error {
+	r := newRetrier(p, now)
+	for {
 		err := fn(ctx)
-		if err == nil || (settle != nil && settle(ctx, attempt, err)) {
+		if err == nil || (settle != nil && settle(ctx, r.attempt+1, err)) {
 			return nil
 		}
-		if CodeOf(err) != Transient || ctx.Err() != nil {
-			return annotate(op, key, err, attempt, now().Sub(start))
+		wait, ok := r.again(ctx, err)
+		if !ok {
+			return r.fail(op, key, err)
 		}
-		wait := bo.NextBackOff()
-		if (p.MaxAttempts > 0 && attempt >= p.MaxAttempts) || now().Add(wait).Sub(start) > p.Budget {
-			return annotate(op, key, err, attempt, now().Sub(start))
-		}
-		log.Warn("retrying after a transient storage error", "op", op, "key", key, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		if serr := sleep(ctx, wait); serr != nil {
-			return annotate(op, key, err, attempt, now().Sub(start))
+		log.Warn("retrying after a transient storage error", "op", op, "key", key, "attempt", r.attempt, "wait", wait.Round(time.Millisecond), "error", err)
+		if sleep(ctx, wait) != nil {
+			return r.fail(op, key, err)
 		}
 	}
 }
@@ -371,6 +403,12 @@ type reader struct {
 	watch   *time.Timer
 	stalled atomic.Bool
 	err     error // sticky, once the read has failed for good
+
+	// breaks counts the breaks since the body last delivered a byte: a
+	// store that resets every connection at once must not be reopened
+	// forever. Progress starts a fresh count.
+	breaks   *retrier
+	progress bool
 }
 
 func (r *reader) open() error {
@@ -442,6 +480,9 @@ func (r *reader) Read(p []byte) (int, error) {
 		if r.left > 0 {
 			r.left -= int64(n)
 		}
+		if n > 0 {
+			r.progress = true
+		}
 		if err == nil || err == io.EOF {
 			return n, err
 		}
@@ -453,11 +494,20 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		_ = r.body.Close()
 		r.body = nil
-		if c := bodyCode(err); c != Transient {
-			r.err = annotate("read", r.key, &Error{Code: c, Err: err}, 1, 0)
+		if r.breaks == nil || r.progress {
+			r.breaks, r.progress = newRetrier(r.b.retry, r.b.now), false
+		}
+		classified := &Error{Code: bodyCode(err), Err: err}
+		wait, ok := r.breaks.again(r.ctx, classified)
+		if !ok {
+			r.err = r.breaks.fail("read", r.key, classified)
 			return n, r.err
 		}
-		r.b.log.Warn("resuming a read that broke off", "key", r.key, "offset", r.pos, "error", err)
+		r.b.log.Warn("resuming a read that broke off", "key", r.key, "offset", r.pos, "wait", wait.Round(time.Millisecond), "error", err)
+		if serr := r.b.sleep(r.ctx, wait); serr != nil {
+			r.err = r.breaks.fail("read", r.key, classified)
+			return n, r.err
+		}
 		if n > 0 {
 			return n, nil
 		}
