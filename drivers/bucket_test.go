@@ -48,8 +48,10 @@ func (m *memDriver) count(op string) int {
 	return m.calls[op]
 }
 
-func (m *memDriver) Limits() Limits { return Limits{MaxParts: 100, MinPartSize: 4, MaxPartSize: 1 << 20} }
-func (m *memDriver) Close() error   { return nil }
+func (m *memDriver) Limits() Limits {
+	return Limits{MaxParts: 100, MinPartSize: 4, MaxPartSize: 1 << 20}
+}
+func (m *memDriver) Close() error { return nil }
 
 func (m *memDriver) Stat(ctx context.Context, key string) (ObjectInfo, error) {
 	if err := m.enter("stat"); err != nil {
@@ -363,7 +365,9 @@ func TestReaderClassifiesBodyErrors(t *testing.T) {
 	if !errors.Is(err, syscall.ECONNRESET) || strings.Count(err.Error(), `"k"`) != 1 || !strings.Contains(err.Error(), "gave up after 2 attempts") {
 		t.Fatalf("error %q: want the cause kept and the key named once", err)
 	}
-	m.body = func(r io.ReadCloser, _ int64) io.ReadCloser { return &cutBody{r: r, left: 10, err: errors.New("garbled")} }
+	m.body = func(r io.ReadCloser, _ int64) io.ReadCloser {
+		return &cutBody{r: r, left: 10, err: errors.New("garbled")}
+	}
 	r2, _ := b.NewRangeReader(context.Background(), "k", 0, -1)
 	defer r2.Close()
 	if _, err := io.ReadAll(r2); CodeOf(err) != Permanent {

@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/dbarchive/dbarchive/drivers"
-	"github.com/dbarchive/dbarchive/drivers/driver"
 	_ "github.com/dbarchive/dbarchive/drivers/all"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 func TestRegisterPanics(t *testing.T) {

@@ -134,9 +134,9 @@ func init() {
 type Bucket struct {
 	client    *gcstorage.Client
 	transport *http.Transport
-	bucket   *gcstorage.BucketHandle
-	name     string
-	pageSize int
+	bucket    *gcstorage.BucketHandle
+	name      string
+	pageSize  int
 }
 
 // bucketName follows the GCS naming rules closely enough to catch typos and
