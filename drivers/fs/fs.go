@@ -117,6 +117,19 @@ func New(_ context.Context, cfg drivers.Config) (driver.Bucket, error) {
 
 func (b *Bucket) Limits() drivers.Limits { return limits }
 
+// errRemoved is the cause of every call on a repo whose directory is gone.
+var errRemoved = errors.New("the repo directory was removed")
+
+// checkRoot makes the calls that would otherwise succeed on a removed
+// directory (an empty listing, a delete of nothing) report it as NotFound,
+// like a missing bucket, instead of looking like an empty repo.
+func (b *Bucket) checkRoot(key string) error {
+	if removed(b.root) {
+		return drivers.Errorf(drivers.NotFound, "", key, errRemoved)
+	}
+	return nil
+}
+
 func (b *Bucket) Close() error { return b.root.Close() }
 
 // checkKey rejects keys that are not plain relative paths inside the root, or
@@ -200,6 +213,9 @@ type readCloser struct {
 }
 
 func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
+	if err := b.checkRoot(prefix); err != nil {
+		return nil, err
+	}
 	// Walk only the deepest directory the prefix names in full.
 	start := "."
 	if i := strings.LastIndex(prefix, "/"); i > 0 {
@@ -249,6 +265,9 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
+	if err := b.checkRoot(key); err != nil {
+		return err
+	}
 	if err := b.root.Remove(key); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 		return classify("delete", key, err)
 	}
@@ -286,6 +305,9 @@ func (b *Bucket) NewUpload(ctx context.Context, key string) (driver.Upload, erro
 }
 
 func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.PendingUpload, error) {
+	if err := b.checkRoot(prefix); err != nil {
+		return nil, err
+	}
 	entries, err := iofs.ReadDir(b.root.FS(), stagingDir)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, nil
@@ -315,6 +337,9 @@ func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.Pend
 func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error {
 	if p.ID == "" || strings.ContainsAny(p.ID, `/\.`) {
 		return drivers.Errorf(drivers.Permanent, "abort upload", p.Key, fmt.Errorf("invalid upload id %q", p.ID))
+	}
+	if err := b.checkRoot(p.Key); err != nil {
+		return err
 	}
 	return classify("abort upload", p.Key, b.root.RemoveAll(path.Join(stagingDir, p.ID)))
 }
