@@ -36,7 +36,9 @@ type BackupOptions struct {
 	// EncoderConcurrency is the number of zstd workers (default GOMAXPROCS).
 	EncoderConcurrency int
 	// StallTimeout aborts the backup when the source writes nothing for this
-	// long (0: never).
+	// long (0: DefaultStallTimeout; negative: never). Writes block while
+	// every part upload hangs, so it is also the backstop behind the
+	// storage layer's request timeouts.
 	StallTimeout time.Duration
 	// Progress, when set, is updated as the backup runs.
 	Progress *Progress
@@ -72,6 +74,9 @@ func (o BackupOptions) withDefaults() BackupOptions {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
 	}
 	return o
 }

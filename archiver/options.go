@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Defaults, chosen by measurement (README, "Speed and memory"): 5 MiB parts
@@ -16,6 +17,12 @@ const (
 	DefaultConcurrency = 4
 	DefaultLevel       = 3
 )
+
+// DefaultStallTimeout is how long a backup waits for the source's next byte
+// before it gives up: stall detection is on unless a caller turns it off
+// (a frozen storage endpoint once held a backup, and its database
+// connection, for 11 minutes and counting).
+const DefaultStallTimeout = 10 * time.Minute
 
 // Progress counts a running backup or restore. The pipeline updates it; a
 // display polls it. All fields are safe to read concurrently.
