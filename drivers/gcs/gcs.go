@@ -61,7 +61,10 @@
 //
 // # Retries
 //
-// The SDK's own retries are turned off (RetryNever). Every error is classified
+// The SDK's own retries are turned off (RetryNever), with one exception the
+// SDK does not let us turn off: its reader reopens a body that breaks off,
+// once per break, at the offset it reached (the conformance suite's
+// ResetMidRangedRead logs it). Every error is classified
 // once, in classify, and the portable layer (*drivers.Bucket) retries
 // Transient ones with its backoff and budget; two retry loops on top of each
 // other multiply the time a dead endpoint takes to fail and hide how often
