@@ -18,8 +18,6 @@ import (
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
-var fastRetry = archiver.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxElapsed: 10 * time.Second}
-
 func TestRoundTripSizes(t *testing.T) {
 	for _, size := range []int{0, 1, 100_000, 3<<20 + 17} {
 		t.Run(strings.ReplaceAll(time.Duration(size).String(), "ns", "B"), func(t *testing.T) {
@@ -27,7 +25,7 @@ func TestRoundTripSizes(t *testing.T) {
 			b, _ := openFS(t)
 			data := compressible(uint64(size), size)
 			// A small part size forces several parts even for small inputs.
-			m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10, Retry: fastRetry})
+			m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +79,7 @@ func TestStoredObjectIsStandardZstd(t *testing.T) {
 
 // requireNothingLeft asserts a failed backup left no listed backup, no
 // object and no pending upload.
-func requireNothingLeft(t *testing.T, b drivers.Bucket, prefix string) {
+func requireNothingLeft(t *testing.T, b *drivers.Bucket, prefix string) {
 	t.Helper()
 	ctx := context.Background()
 	backups, _, err := archiver.List(ctx, b, prefix)
@@ -118,15 +116,14 @@ func TestSourceFailureLeavesNothing(t *testing.T) {
 
 func TestTransientPartErrorsAreRetried(t *testing.T) {
 	ctx := context.Background()
-	inner, _ := openFS(t)
-	b := &faultyBucket{Bucket: inner, code: drivers.Transient, failParts: map[int]int{1: 2, 3: 1}}
+	b, f, _ := openFaulty(t, drivers.Transient, map[int]int{1: 2, 3: 1})
 	data := compressible(3, 2<<20)
-	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10, Retry: fastRetry})
+	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10})
 	if err != nil {
 		t.Fatalf("Backup with transient faults: %v", err)
 	}
-	if int(b.puts.Load()) != m.PartCount+3+1 { // +3 retries, +1 manifest
-		t.Errorf("%d part puts for %d parts, want 3 retries more plus the manifest", b.puts.Load(), m.PartCount)
+	if int(f.puts.Load()) != m.PartCount+3+1 { // +3 retries, +1 manifest
+		t.Errorf("%d part puts for %d parts, want 3 retries more plus the manifest", f.puts.Load(), m.PartCount)
 	}
 	if err := archiver.Verify(ctx, b, m, archiver.RestoreOptions{}); err != nil {
 		t.Fatal(err)
@@ -135,25 +132,23 @@ func TestTransientPartErrorsAreRetried(t *testing.T) {
 
 func TestPermanentPartErrorAbortsWithoutRetry(t *testing.T) {
 	ctx := context.Background()
-	inner, _ := openFS(t)
-	b := &faultyBucket{Bucket: inner, code: drivers.PermissionDenied, failParts: map[int]int{2: 100}}
-	_, err := archiver.Backup(ctx, b, bytesSource(compressible(4, 2<<20)), archiver.BackupOptions{PartSize: 64 << 10, Retry: fastRetry})
+	b, f, inner := openFaulty(t, drivers.PermissionDenied, map[int]int{2: 100})
+	_, err := archiver.Backup(ctx, b, bytesSource(compressible(4, 2<<20)), archiver.BackupOptions{PartSize: 64 << 10})
 	if drivers.CodeOf(err) != drivers.PermissionDenied {
 		t.Fatalf("Backup = %v, want the PermissionDenied error", err)
 	}
-	if left := b.failParts[2]; left != 99 {
+	if left := f.failParts[2]; left != 99 {
 		t.Errorf("part 2 was tried %d times, want once (no retry on a permanent error)", 100-left)
 	}
-	if b.aborts.Load() != 1 {
-		t.Errorf("aborts = %d, want 1", b.aborts.Load())
+	if f.aborts.Load() != 1 {
+		t.Errorf("aborts = %d, want 1", f.aborts.Load())
 	}
 	requireNothingLeft(t, inner, "")
 }
 
 func TestRetriesGiveUp(t *testing.T) {
-	inner, _ := openFS(t)
-	b := &faultyBucket{Bucket: inner, code: drivers.Transient, failParts: map[int]int{1: 100}}
-	_, err := archiver.Backup(context.Background(), b, bytesSource(compressible(5, 1<<20)), archiver.BackupOptions{PartSize: 64 << 10, Retry: fastRetry})
+	b, _, inner := openFaulty(t, drivers.Transient, map[int]int{1: 100})
+	_, err := archiver.Backup(context.Background(), b, bytesSource(compressible(5, 1<<20)), archiver.BackupOptions{PartSize: 64 << 10})
 	if err == nil || !strings.Contains(err.Error(), "gave up after 4 attempts") {
 		t.Fatalf("Backup = %v, want a give-up after 4 attempts", err)
 	}

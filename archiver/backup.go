@@ -35,10 +35,10 @@ type BackupOptions struct {
 	Concurrency int
 	// EncoderConcurrency is the number of zstd workers (default GOMAXPROCS).
 	EncoderConcurrency int
-	// Retry governs retries of each part and of the completion.
-	Retry RetryPolicy
 	// StallTimeout aborts the backup when the source writes nothing for this
-	// long (0: never).
+	// long (0: DefaultStallTimeout; negative: never). Writes block while
+	// every part upload hangs, so it is also the backstop behind the
+	// storage layer's request timeouts.
 	StallTimeout time.Duration
 	// Progress, when set, is updated as the backup runs.
 	Progress *Progress
@@ -75,7 +75,9 @@ func (o BackupOptions) withDefaults() BackupOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.Retry = o.Retry.withDefaults()
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
 	return o
 }
 
@@ -97,7 +99,7 @@ func (e *BackupError) Unwrap() error { return e.Err }
 // On any failure — the source, the compressor, an upload, or ctx being
 // cancelled — it aborts the upload, writes no manifest, and returns a
 // *BackupError carrying the cause.
-func Backup(ctx context.Context, b drivers.Bucket, src sources.Source, opts BackupOptions) (*Manifest, error) {
+func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts BackupOptions) (*Manifest, error) {
 	opts = opts.withDefaults()
 	start := opts.Now().UTC()
 	id := NewID(start)
@@ -155,46 +157,30 @@ func Backup(ctx context.Context, b drivers.Bucket, src sources.Source, opts Back
 	return m, nil
 }
 
-func writeManifest(ctx context.Context, b drivers.Bucket, opts BackupOptions, m *Manifest, log *slog.Logger) error {
+func writeManifest(ctx context.Context, b *drivers.Bucket, opts BackupOptions, m *Manifest, log *slog.Logger) error {
 	data, err := m.Encode()
 	if err != nil {
 		return err
 	}
 	key := objectKey(opts.Prefix, m.ID, ManifestObject)
-	return putSmallObject(ctx, b, key, data, opts.Retry, log)
+	return putSmallObject(ctx, b, key, data)
 }
 
-// putSmallObject stores data under key as a one-part upload, with retries.
-func putSmallObject(ctx context.Context, b drivers.Bucket, key string, data []byte, p RetryPolicy, log *slog.Logger) error {
+// putSmallObject stores data under key as a one-part upload. The Bucket
+// retries each call.
+func putSmallObject(ctx context.Context, b *drivers.Bucket, key string, data []byte) error {
 	u, err := b.NewUpload(ctx, key)
 	if err != nil {
 		return err
 	}
-	err = retry(ctx, p, log, "put "+key, func(ctx context.Context) error { return u.PutPart(ctx, 1, data) })
+	err = u.PutPart(ctx, 1, data)
 	if err == nil {
-		err = completeUpload(ctx, b, u, 1, int64(len(data)), p, log)
+		err = u.Complete(ctx, 1)
 	}
 	if err != nil {
 		_ = u.Abort(ctx)
 	}
 	return err
-}
-
-// completeUpload completes u with retries. A completion whose answer was
-// lost succeeds on the server, and its retry then finds no upload: an object
-// of the expected size under the key settles that case.
-func completeUpload(ctx context.Context, b drivers.Bucket, u drivers.Upload, parts int, size int64, p RetryPolicy, log *slog.Logger) error {
-	retried := false
-	return retry(ctx, p, log, "complete "+u.Key(), func(ctx context.Context) error {
-		err := u.Complete(ctx, parts)
-		if err != nil && retried && drivers.CodeOf(err) == drivers.NotFound {
-			if info, serr := b.Stat(ctx, u.Key()); serr == nil && info.Size == size {
-				return nil
-			}
-		}
-		retried = true
-		return err
-	})
 }
 
 type uploadResult struct {
@@ -206,13 +192,13 @@ type uploadResult struct {
 // upload runs produce, which writes the uncompressed stream, through zstd
 // into a multipart upload of key, and completes it. On any error the upload
 // is aborted.
-func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan, opts BackupOptions, log *slog.Logger, produce func(context.Context, io.Writer) error) (uploadResult, error) {
+func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan, opts BackupOptions, log *slog.Logger, produce func(context.Context, io.Writer) error) (uploadResult, error) {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 
 	u, err := b.NewUpload(ctx, key)
 	if err != nil {
-		return uploadResult{}, fmt.Errorf("begin upload of %s: %w", key, err)
+		return uploadResult{}, err
 	}
 	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
 	enc, err := zstd.NewWriter(pw,
@@ -248,10 +234,7 @@ func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan,
 	}
 	err = firstCause(parent, context.Cause(ctx), pw.wait(), prodErr)
 	if err == nil {
-		err = completeUpload(ctx, b, u, pw.parts, pw.size, opts.Retry, log)
-		if err != nil {
-			err = fmt.Errorf("complete upload of %s: %w", key, err)
-		}
+		err = u.Complete(ctx, pw.parts)
 	}
 	if err != nil {
 		if aerr := u.Abort(ctx); aerr != nil {
@@ -342,9 +325,8 @@ func watchStall(ctx context.Context, cancel context.CancelCauseFunc, timeout tim
 type partWriter struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
-	u        drivers.Upload
+	u        *drivers.Upload
 	plan     PartPlan
-	retry    RetryPolicy
 	log      *slog.Logger
 	progress *Progress
 
@@ -366,9 +348,9 @@ type part struct {
 	data []byte
 }
 
-func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u drivers.Upload, plan PartPlan, opts BackupOptions, log *slog.Logger) *partWriter {
+func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u *drivers.Upload, plan PartPlan, opts BackupOptions, log *slog.Logger) *partWriter {
 	w := &partWriter{
-		ctx: ctx, cancel: cancel, u: u, plan: plan, retry: opts.Retry, log: log, progress: opts.Progress,
+		ctx: ctx, cancel: cancel, u: u, plan: plan, log: log, progress: opts.Progress,
 		free: make(chan []byte, opts.Concurrency+1),
 		jobs: make(chan part),
 		hash: sha256.New(),
@@ -385,11 +367,9 @@ func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u driver
 func (w *partWriter) work() {
 	for p := range w.jobs {
 		if w.ctx.Err() == nil {
-			err := retry(w.ctx, w.retry, w.log, fmt.Sprintf("put part %d of %s", p.n, w.u.Key()), func(ctx context.Context) error {
-				return w.u.PutPart(ctx, p.n, p.data)
-			})
-			if err != nil {
-				w.fail(fmt.Errorf("upload part %d of %s: %w", p.n, w.u.Key(), err))
+			// The Bucket retries the part; its error names the part and key.
+			if err := w.u.PutPart(w.ctx, p.n, p.data); err != nil {
+				w.fail(err)
 			} else {
 				w.progress.StoredBytes.Add(int64(len(p.data)))
 				w.progress.Parts.Add(1)

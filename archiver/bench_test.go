@@ -34,7 +34,7 @@ func BenchmarkBackup(b *testing.B) {
 	src := funcSource{dump: func(ctx context.Context, w io.Writer) error {
 		return testgen.WriteStream(w, pool, benchStream, 1<<20)
 	}}
-	run := func(b *testing.B, bucket drivers.Bucket) {
+	run := func(b *testing.B, bucket *drivers.Bucket) {
 		ctx := context.Background()
 		b.SetBytes(benchStream)
 		b.ReportAllocs()

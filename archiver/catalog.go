@@ -25,7 +25,7 @@ var ErrNoBackup = errors.New("no such backup")
 // manifest reads and validates. Directories without a manifest are not
 // backups. A manifest that cannot be read is reported in problems and
 // skipped, so one damaged backup does not hide the others.
-func List(ctx context.Context, b drivers.Bucket, prefix string) (backups []*Manifest, problems []error, err error) {
+func List(ctx context.Context, b *drivers.Bucket, prefix string) (backups []*Manifest, problems []error, err error) {
 	objs, err := b.List(ctx, prefixDir(prefix))
 	if err != nil {
 		return nil, nil, fmt.Errorf("list %q: %w", prefixDir(prefix), err)
@@ -81,7 +81,7 @@ func splitBackupKey(prefix, key string) (id, name string, ok bool) {
 
 // ReadManifest reads and validates the manifest of backup id. A missing
 // manifest is an error whose code is NotFound and which wraps ErrNoBackup.
-func ReadManifest(ctx context.Context, b drivers.Bucket, prefix, id string) (*Manifest, error) {
+func ReadManifest(ctx context.Context, b *drivers.Bucket, prefix, id string) (*Manifest, error) {
 	if _, err := ParseID(id); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoBackup, err)
 	}
@@ -113,7 +113,7 @@ func ReadManifest(ctx context.Context, b drivers.Bucket, prefix, id string) (*Ma
 
 // Resolve finds one backup: "latest" (or "") is the newest listed one,
 // anything else is a backup id.
-func Resolve(ctx context.Context, b drivers.Bucket, prefix, id string) (*Manifest, error) {
+func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string) (*Manifest, error) {
 	if id != "" && id != "latest" {
 		return ReadManifest(ctx, b, prefix, id)
 	}
@@ -160,7 +160,7 @@ type PruneResult struct {
 // Prune deletes the backups under prefix that the retention does not keep,
 // removes leftovers of backups that never finished once they are older than
 // the grace period, and aborts pending uploads older than that.
-func Prune(ctx context.Context, b drivers.Bucket, prefix string, r Retention, log *slog.Logger) (*PruneResult, error) {
+func Prune(ctx context.Context, b *drivers.Bucket, prefix string, r Retention, log *slog.Logger) (*PruneResult, error) {
 	if r.KeepLast <= 0 && r.KeepWithin <= 0 {
 		return nil, errors.New("prune needs a retention: keep-last or keep-within")
 	}
@@ -206,7 +206,7 @@ func Prune(ctx context.Context, b drivers.Bucket, prefix string, r Retention, lo
 
 // deleteBackup removes the manifest first, so that a prune interrupted
 // half-way leaves an unlisted leftover, never a listed backup without data.
-func deleteBackup(ctx context.Context, b drivers.Bucket, prefix, id string) error {
+func deleteBackup(ctx context.Context, b *drivers.Bucket, prefix, id string) error {
 	if err := b.Delete(ctx, objectKey(prefix, id, ManifestObject)); err != nil {
 		return fmt.Errorf("prune backup %s: delete manifest: %w", id, err)
 	}
@@ -225,7 +225,7 @@ func deleteBackup(ctx context.Context, b drivers.Bucket, prefix, id string) erro
 // sweep removes what failed or killed backups left: objects in backup
 // directories that have no manifest, and pending uploads, once older than
 // the grace period. Keys that are not in our layout are never touched.
-func sweep(ctx context.Context, b drivers.Bucket, prefix string, r Retention, res *PruneResult, log *slog.Logger) error {
+func sweep(ctx context.Context, b *drivers.Bucket, prefix string, r Retention, res *PruneResult, log *slog.Logger) error {
 	objs, err := b.List(ctx, prefixDir(prefix))
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)

@@ -1,17 +1,10 @@
 package archiver
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
-
-	"github.com/dbarchive/dbarchive/drivers"
 )
 
 // Defaults, chosen by measurement (README, "Speed and memory"): 5 MiB parts
@@ -25,67 +18,11 @@ const (
 	DefaultLevel       = 3
 )
 
-// RetryPolicy governs retries of one storage call. Only errors of class
-// Transient are retried.
-type RetryPolicy struct {
-	// MaxAttempts is the number of tries per call, the first included.
-	MaxAttempts int
-	// InitialBackoff and MaxBackoff bound the exponential, jittered pause.
-	InitialBackoff time.Duration
-	MaxBackoff     time.Duration
-	// MaxElapsed caps the time spent on one call across its retries.
-	MaxElapsed time.Duration
-}
-
-// DefaultRetry rides out a few seconds of throttling or a restarting
-// endpoint without letting one stuck part hold a backup for long.
-var DefaultRetry = RetryPolicy{MaxAttempts: 6, InitialBackoff: 250 * time.Millisecond, MaxBackoff: 20 * time.Second, MaxElapsed: 5 * time.Minute}
-
-func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultRetry.MaxAttempts
-	}
-	if p.InitialBackoff <= 0 {
-		p.InitialBackoff = DefaultRetry.InitialBackoff
-	}
-	if p.MaxBackoff <= 0 {
-		p.MaxBackoff = DefaultRetry.MaxBackoff
-	}
-	if p.MaxElapsed <= 0 {
-		p.MaxElapsed = DefaultRetry.MaxElapsed
-	}
-	return p
-}
-
-// retry runs op until it succeeds, fails with a non-Transient error, or the
-// policy runs out. what names the call in logs.
-func retry(ctx context.Context, p RetryPolicy, log *slog.Logger, what string, op func(context.Context) error) error {
-	p = p.withDefaults()
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = p.InitialBackoff
-	bo.MaxInterval = p.MaxBackoff
-	bo.RandomizationFactor = 0.5
-	attempt := 0
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		attempt++
-		err := op(ctx)
-		if err != nil && drivers.CodeOf(err) != drivers.Transient {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		return struct{}{}, err
-	},
-		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(p.MaxAttempts)),
-		backoff.WithMaxElapsedTime(p.MaxElapsed),
-		backoff.WithNotify(func(err error, wait time.Duration) {
-			log.Warn("retrying after a transient storage error", "call", what, "attempt", attempt, "wait", wait.Round(time.Millisecond), "error", err)
-		}),
-	)
-	if err != nil && attempt > 1 && drivers.CodeOf(err) == drivers.Transient {
-		return fmt.Errorf("%s: gave up after %d attempts: %w", what, attempt, err)
-	}
-	return err
-}
+// DefaultStallTimeout is how long a backup waits for the source's next byte
+// before it gives up: stall detection is on unless a caller turns it off
+// (a frozen storage endpoint once held a backup, and its database
+// connection, for 11 minutes and counting).
+const DefaultStallTimeout = 10 * time.Minute
 
 // Progress counts a running backup or restore. The pipeline updates it; a
 // display polls it. All fields are safe to read concurrently.

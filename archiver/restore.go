@@ -32,7 +32,6 @@ type RestoreOptions struct {
 	// DecoderConcurrency is the number of zstd decoding goroutines
 	// (default 2: decoding is rarely the bottleneck).
 	DecoderConcurrency int
-	Retry              RetryPolicy
 	Progress           *Progress
 	Logger             *slog.Logger
 }
@@ -53,7 +52,6 @@ func (o RestoreOptions) withDefaults(m *Manifest) RestoreOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	o.Retry = o.Retry.withDefaults()
 	return o
 }
 
@@ -71,7 +69,7 @@ func (e *RestoreError) Unwrap() error { return e.Err }
 // the uncompressed stream's sha256 and size as it ends. On a mismatch the
 // reader sink holds returns an error wrapping ErrChecksum instead of io.EOF,
 // so a sink that loads the stream in one transaction can roll it back.
-func Restore(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOptions, sink func(io.Reader) error) error {
+func Restore(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions, sink func(io.Reader) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r, err := Open(ctx, b, m, opts)
@@ -91,7 +89,7 @@ func Restore(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOpt
 }
 
 // Verify reads backup m in full and checks every checksum and size.
-func Verify(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOptions) error {
+func Verify(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
 	return Restore(ctx, b, m, opts, func(r io.Reader) error {
 		_, err := io.Copy(io.Discard, r)
 		return err
@@ -100,7 +98,7 @@ func Verify(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOpti
 
 // Open returns a reader of backup m's uncompressed stream that verifies as
 // described for Restore. The caller must close it.
-func Open(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOptions) (io.ReadCloser, error) {
+func Open(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) (io.ReadCloser, error) {
 	opts = opts.withDefaults(m)
 	key := objectKey(opts.Prefix, m.ID, m.DataObject)
 	info, err := b.Stat(ctx, key)
@@ -169,7 +167,7 @@ func (v *verifyingReader) Close() error {
 type chunkReader struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
-	b         drivers.Bucket
+	b         *drivers.Bucket
 	key       string
 	m         *Manifest
 	opts      RestoreOptions
@@ -190,7 +188,7 @@ type chunk struct {
 	err  error
 }
 
-func newChunkReader(ctx context.Context, b drivers.Bucket, key string, m *Manifest, opts RestoreOptions) *chunkReader {
+func newChunkReader(ctx context.Context, b *drivers.Bucket, key string, m *Manifest, opts RestoreOptions) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &chunkReader{
 		ctx: ctx, cancel: cancel, b: b, key: key, m: m, opts: opts,
@@ -234,20 +232,25 @@ func (c *chunkReader) fetch(i int, buf []byte) chunk {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	err := retry(c.ctx, c.opts.Retry, c.opts.Logger, fmt.Sprintf("read %s at %d", c.key, off), func(ctx context.Context) error {
-		r, err := c.b.NewRangeReader(ctx, c.key, off, n)
+	// The Bucket retries the open and resumes a body that breaks off, so
+	// an error here is final. io.ReadFull returns the bare io.EOF or
+	// io.ErrUnexpectedEOF only when the object itself ended early; a
+	// classified read error that wraps one is a failed read, not a short
+	// object.
+	err := func() error {
+		r, err := c.b.NewRangeReader(c.ctx, c.key, off, n)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
 		if _, err := io.ReadFull(r, buf); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
 				return fmt.Errorf("data object %s ended before offset %d: %w", c.key, off+n, ErrChecksum)
 			}
-			return drivers.Errorf(drivers.CodeOf(err), "read", c.key, err)
+			return err
 		}
 		return nil
-	})
+	}()
 	if err == nil {
 		c.opts.Progress.StoredBytes.Add(n)
 		c.opts.Progress.Parts.Add(1)

@@ -9,8 +9,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 	_ "github.com/dbarchive/dbarchive/drivers/fs"
 )
 
@@ -63,10 +65,17 @@ func compressible(seed uint64, n int) []byte {
 	return buf.Bytes()[:n]
 }
 
-func openFS(t testing.TB) (drivers.Bucket, string) {
+// fastRetry keeps the tests' retries short; the Bucket applies it.
+var fastRetry = drivers.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Budget: 10 * time.Second}
+
+func fsConfig(dir string) drivers.Config {
+	return drivers.Config{Name: "test", Type: "fs", Path: dir, Retry: fastRetry}
+}
+
+func openFS(t testing.TB) (*drivers.Bucket, string) {
 	t.Helper()
 	dir := t.TempDir()
-	b, err := drivers.Open(context.Background(), drivers.Config{Name: "test", Type: "fs", Path: dir})
+	b, err := drivers.Open(context.Background(), fsConfig(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +83,24 @@ func openFS(t testing.TB) (drivers.Bucket, string) {
 	return b, dir
 }
 
-// faultyBucket wraps a Bucket and fails part uploads on demand.
+// openFaulty opens an fs repo whose driver fails part uploads on demand,
+// under the portable layer (b), and the same repo without faults (inner).
+func openFaulty(t testing.TB, code drivers.Code, failParts map[int]int) (b *drivers.Bucket, f *faultyBucket, inner *drivers.Bucket) {
+	t.Helper()
+	cfg := fsConfig(t.TempDir())
+	d, err := drivers.OpenDriver(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	f = &faultyBucket{Bucket: d, code: code, failParts: failParts}
+	return drivers.NewBucket(f, cfg), f, drivers.NewBucket(d, cfg)
+}
+
+// faultyBucket wraps a driver and fails part uploads on demand, below the
+// portable layer, as a store would.
 type faultyBucket struct {
-	drivers.Bucket
+	driver.Bucket
 	mu        sync.Mutex
 	failParts map[int]int // part number -> failures left
 	code      drivers.Code
@@ -84,17 +108,18 @@ type faultyBucket struct {
 	aborts    atomic.Int64
 }
 
-func (f *faultyBucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
+func (f *faultyBucket) NewUpload(ctx context.Context, key string) (driver.Upload, error) {
 	u, err := f.Bucket.NewUpload(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	return &faultyUpload{Upload: u, f: f}, nil
+	return &faultyUpload{Upload: u, f: f, key: key}, nil
 }
 
 type faultyUpload struct {
-	drivers.Upload
-	f *faultyBucket
+	driver.Upload
+	f   *faultyBucket
+	key string
 }
 
 func (u *faultyUpload) PutPart(ctx context.Context, n int, data []byte) error {
@@ -106,7 +131,7 @@ func (u *faultyUpload) PutPart(ctx context.Context, n int, data []byte) error {
 	}
 	u.f.mu.Unlock()
 	if left > 0 {
-		return drivers.Errorf(u.f.code, "put part", u.Key(), errors.New("injected fault"))
+		return drivers.Errorf(u.f.code, "put part", u.key, errors.New("injected fault"))
 	}
 	return u.Upload.PutPart(ctx, n, data)
 }

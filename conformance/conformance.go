@@ -1,10 +1,21 @@
-// Package conformance is the one test suite for the drivers.Bucket contract.
-// Every driver's test calls Run with a function that opens a fresh Bucket on a
-// real backend (a temp directory or an emulator); each behaviour is a named
-// subtest, so a driver that breaks the contract fails by name.
+// Package conformance is the one test suite for the storage contract: every
+// driver, under the portable layer (*drivers.Bucket), on a real backend (a
+// temp directory or an emulator). Every driver's test calls Run with a
+// Harness; each behaviour is a named subtest, so a driver that breaks the
+// contract fails by name.
 //
-// The suite only uses the drivers package: anything it needs from a driver
-// must be in the contract, and anything it does not test is not promised.
+// The suite covers success and failure. The failure behaviours (subtests of
+// "Failures") run the driver through the one fault-injecting proxy of
+// package emulators, which sits between the driver and its emulator: a
+// missing bucket, refused credentials, a connection reset in the middle of a
+// ranged read, 503 answers, an endpoint that stops answering. A harness
+// names the behaviours that cannot apply to its backend and why (the fs
+// driver has no network and no credentials); the suite then does not run
+// them and logs the reason, so nothing passes vacuously.
+//
+// The suite only uses the drivers package and the emulators' proxy:
+// anything it needs from a driver must be in the contract, and anything it
+// does not test is not promised.
 package conformance
 
 import (
@@ -20,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dbarchive/dbarchive/conformance/emulators"
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
@@ -31,17 +43,44 @@ const PartSize = 5 << 20
 // the listing test crosses several pages.
 const ListPageSize = 3
 
-// NewBucket opens a Bucket for one subtest. It may return the same backing
-// store every time; the suite keeps its keys apart. It registers its own
-// cleanup with t.
-type NewBucket func(t *testing.T) drivers.Bucket
+// Harness is what a driver's test gives the suite.
+type Harness struct {
+	// Config returns the config of a repo for one subtest: a fresh bucket,
+	// or the same store every time (the suite keeps its keys apart). Where
+	// there is a Proxy, the config points at it.
+	Config func(t *testing.T) drivers.Config
+	// Proxy is the fault proxy in front of the emulator (nil for fs).
+	Proxy *emulators.Proxy
+	// Missing turns a config into one of a bucket that does not exist. The
+	// function it returns, when not nil, runs once the bucket is open (the
+	// fs harness removes the directory then).
+	Missing func(t *testing.T, cfg drivers.Config) (drivers.Config, func())
+	// BadCredentials turns a config into one whose credentials the store
+	// refuses. It may arm the Proxy instead, where the emulator checks no
+	// credentials (fake-gcs-server); it says so in its comment.
+	BadCredentials func(t *testing.T, cfg drivers.Config) drivers.Config
+	// NotApplicable names the failure behaviours that cannot apply to this
+	// backend, with the reason.
+	NotApplicable map[string]string
+}
 
-// Run runs every conformance test against the buckets newBucket opens.
-func Run(t *testing.T, newBucket NewBucket) {
+// open opens cfg under the portable layer and closes it with t.
+func open(t *testing.T, cfg drivers.Config) *drivers.Bucket {
+	t.Helper()
+	b, err := drivers.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("open %s repo: %v", cfg.Type, err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// Run runs every conformance test against the repos h opens.
+func Run(t *testing.T, h Harness) {
 	t.Helper()
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, b drivers.Bucket)
+		fn   func(t *testing.T, b *drivers.Bucket)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"PartsOutOfOrderAndConcurrent", testOutOfOrder},
@@ -62,10 +101,13 @@ func Run(t *testing.T, newBucket NewBucket) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBucket(t)
-			tc.fn(t, b)
+			if h.Proxy != nil {
+				h.Proxy.Clear()
+			}
+			tc.fn(t, open(t, h.Config(t)))
 		})
 	}
+	t.Run("Failures", func(t *testing.T) { runFailures(t, h) })
 }
 
 // uniqueKey keeps the subtests' keys apart when a harness shares one store.
@@ -108,25 +150,44 @@ func split(data []byte, partSize int) [][]byte {
 }
 
 // upload writes data under key in parts of PartSize, put concurrently.
-func upload(t *testing.T, b drivers.Bucket, key string, data []byte) {
+func upload(t *testing.T, b *drivers.Bucket, key string, data []byte) {
 	t.Helper()
+	if err := tryUpload(b, key, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryUpload is upload for other goroutines than the test's: it reports the
+// error instead of failing the test (t.Fatal must not be called there).
+func tryUpload(b *drivers.Bucket, key string, data []byte) error {
 	ctx := context.Background()
 	u, err := b.NewUpload(ctx, key)
 	if err != nil {
-		t.Fatalf("NewUpload(%q): %v", key, err)
+		return fmt.Errorf("NewUpload(%q): %w", key, err)
 	}
 	parts := split(data, PartSize)
-	putConcurrently(t, u, parts, nil)
+	if err := putParts(u, parts, nil); err != nil {
+		return err
+	}
 	if err := u.Complete(ctx, len(parts)); err != nil {
 		_ = u.Abort(ctx)
-		t.Fatalf("Complete(%q, %d): %v", key, len(parts), err)
+		return fmt.Errorf("Complete(%q, %d): %w", key, len(parts), err)
 	}
+	return nil
 }
 
 // putConcurrently puts parts (1-based numbers in order) from one goroutine
 // each, in the given order of indexes, or all at once when order is nil.
-func putConcurrently(t *testing.T, u drivers.Upload, parts [][]byte, order []int) {
+func putConcurrently(t *testing.T, u *drivers.Upload, parts [][]byte, order []int) {
 	t.Helper()
+	if err := putParts(u, parts, order); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putParts puts parts from one goroutine each and aborts the upload when one
+// fails.
+func putParts(u *drivers.Upload, parts [][]byte, order []int) error {
 	if order == nil {
 		order = make([]int, len(parts))
 		for i := range order {
@@ -141,11 +202,12 @@ func putConcurrently(t *testing.T, u drivers.Upload, parts [][]byte, order []int
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		_ = u.Abort(context.Background())
-		t.Fatalf("PutPart: %v", err)
+		return fmt.Errorf("PutPart: %w", err)
 	}
+	return nil
 }
 
-func readAll(t *testing.T, b drivers.Bucket, key string, offset, length int64) []byte {
+func readAll(t *testing.T, b *drivers.Bucket, key string, offset, length int64) []byte {
 	t.Helper()
 	r, err := b.NewRangeReader(context.Background(), key, offset, length)
 	if err != nil {
@@ -160,7 +222,7 @@ func readAll(t *testing.T, b drivers.Bucket, key string, offset, length int64) [
 }
 
 // requireContent checks size and sha256 of key against want.
-func requireContent(t *testing.T, b drivers.Bucket, key string, want []byte) {
+func requireContent(t *testing.T, b *drivers.Bucket, key string, want []byte) {
 	t.Helper()
 	info, err := b.Stat(context.Background(), key)
 	if err != nil {
@@ -178,7 +240,7 @@ func requireContent(t *testing.T, b drivers.Bucket, key string, want []byte) {
 	}
 }
 
-func requireNotFound(t *testing.T, b drivers.Bucket, key string) {
+func requireNotFound(t *testing.T, b *drivers.Bucket, key string) {
 	t.Helper()
 	_, err := b.Stat(context.Background(), key)
 	if !errors.Is(err, drivers.ErrNotFound) || drivers.CodeOf(err) != drivers.NotFound {
@@ -186,7 +248,7 @@ func requireNotFound(t *testing.T, b drivers.Bucket, key string) {
 	}
 }
 
-func requireNoPendingUpload(t *testing.T, b drivers.Bucket, key string) {
+func requireNoPendingUpload(t *testing.T, b *drivers.Bucket, key string) {
 	t.Helper()
 	pending, err := b.ListUploads(context.Background(), key)
 	if err != nil {
@@ -199,7 +261,7 @@ func requireNoPendingUpload(t *testing.T, b drivers.Bucket, key string) {
 	}
 }
 
-func requireNotListed(t *testing.T, b drivers.Bucket, key string) {
+func requireNotListed(t *testing.T, b *drivers.Bucket, key string) {
 	t.Helper()
 	objs, err := b.List(context.Background(), key)
 	if err != nil {
@@ -212,7 +274,7 @@ func requireNotListed(t *testing.T, b drivers.Bucket, key string) {
 	}
 }
 
-func testRoundTrip(t *testing.T, b drivers.Bucket) {
+func testRoundTrip(t *testing.T, b *drivers.Bucket) {
 	sizes := []struct {
 		name string
 		size int
@@ -235,7 +297,7 @@ func testRoundTrip(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func testOutOfOrder(t *testing.T, b drivers.Bucket) {
+func testOutOfOrder(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	data := randomBytes(11, 4*PartSize+123)
@@ -255,7 +317,7 @@ func testOutOfOrder(t *testing.T, b drivers.Bucket) {
 	requireContent(t, b, key, data)
 }
 
-func testRePut(t *testing.T, b drivers.Bucket) {
+func testRePut(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	first := randomBytes(21, PartSize)
@@ -279,7 +341,7 @@ func testRePut(t *testing.T, b drivers.Bucket) {
 	requireContent(t, b, key, append(slices.Clone(second), tail...))
 }
 
-func testMissingPart(t *testing.T, b drivers.Bucket) {
+func testMissingPart(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	u, err := b.NewUpload(ctx, key)
@@ -301,7 +363,7 @@ func testMissingPart(t *testing.T, b drivers.Bucket) {
 	requireNoPendingUpload(t, b, key)
 }
 
-func testInvisibleBeforeComplete(t *testing.T, b drivers.Bucket) {
+func testInvisibleBeforeComplete(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	u, err := b.NewUpload(ctx, key)
@@ -319,7 +381,7 @@ func testInvisibleBeforeComplete(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func testAbort(t *testing.T, b drivers.Bucket) {
+func testAbort(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	u, err := b.NewUpload(ctx, key)
@@ -335,7 +397,7 @@ func testAbort(t *testing.T, b drivers.Bucket) {
 	requireNoPendingUpload(t, b, key)
 }
 
-func testAbortListed(t *testing.T, b drivers.Bucket) {
+func testAbortListed(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	u, err := b.NewUpload(ctx, key)
@@ -372,7 +434,7 @@ func testAbortListed(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func testCancelled(t *testing.T, b drivers.Bucket) {
+func testCancelled(t *testing.T, b *drivers.Bucket) {
 	key := uniqueKey(t, "object")
 	ctx, cancel := context.WithCancel(context.Background())
 	u, err := b.NewUpload(ctx, key)
@@ -398,7 +460,7 @@ func testCancelled(t *testing.T, b drivers.Bucket) {
 	requireNoPendingUpload(t, b, key)
 }
 
-func testRangedReads(t *testing.T, b drivers.Bucket) {
+func testRangedReads(t *testing.T, b *drivers.Bucket) {
 	key := uniqueKey(t, "object")
 	data := randomBytes(71, 1<<20+17)
 	upload(t, b, key, data)
@@ -423,23 +485,24 @@ func testRangedReads(t *testing.T, b drivers.Bucket) {
 			}
 		})
 	}
-	t.Run("past_end", func(t *testing.T) {
-		r, err := b.NewRangeReader(context.Background(), key, size+1, -1)
-		if err == nil {
-			got, rerr := io.ReadAll(r)
-			r.Close()
-			if rerr == nil && len(got) > 0 {
-				t.Fatalf("read past the end returned %d bytes", len(got))
+	// Past the end is a Permanent error when the reader is opened, for
+	// every driver and length: not NotFound (the object exists), not an
+	// empty read, not Transient.
+	for _, length := range []int64{-1, 0, 10} {
+		t.Run(fmt.Sprintf("past_end_length_%d", length), func(t *testing.T) {
+			r, err := b.NewRangeReader(context.Background(), key, size+1, length)
+			if err == nil {
+				r.Close()
+				t.Fatal("NewRangeReader past the end succeeded")
 			}
-			err = rerr
-		}
-		if err != nil && drivers.CodeOf(err) == drivers.NotFound {
-			t.Fatalf("read past the end of an existing object = NotFound (%v)", err)
-		}
-	})
+			if drivers.CodeOf(err) != drivers.Permanent || !errors.Is(err, drivers.ErrPermanent) {
+				t.Fatalf("read past the end = %v (code %v), want Permanent", err, drivers.CodeOf(err))
+			}
+		})
+	}
 }
 
-func testList(t *testing.T, b drivers.Bucket) {
+func testList(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	base := uniqueKey(t, "")
 	want := []string{
@@ -470,7 +533,7 @@ func testList(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func listKeys(t *testing.T, b drivers.Bucket, prefix string) []string {
+func listKeys(t *testing.T, b *drivers.Bucket, prefix string) []string {
 	t.Helper()
 	objs, err := b.List(context.Background(), prefix)
 	if err != nil {
@@ -486,7 +549,7 @@ func listKeys(t *testing.T, b drivers.Bucket, prefix string) []string {
 	return keys
 }
 
-func testDeleteTwice(t *testing.T, b drivers.Bucket) {
+func testDeleteTwice(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	upload(t, b, key, []byte("delete me"))
@@ -499,7 +562,7 @@ func testDeleteTwice(t *testing.T, b drivers.Bucket) {
 	requireNotListed(t, b, key)
 }
 
-func testNotFound(t *testing.T, b drivers.Bucket) {
+func testNotFound(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "never-written")
 	requireNotFound(t, b, key)
@@ -515,7 +578,7 @@ func testNotFound(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func testUnicodeKeys(t *testing.T, b drivers.Bucket) {
+func testUnicodeKeys(t *testing.T, b *drivers.Bucket) {
 	dir := uniqueKey(t, "dir with spaces/")
 	for i, name := range []string{"a file.txt", "ünïcödé-日本語-😀.zst", "plus+and&amp=eq%20.bin"} {
 		key := dir + name
@@ -532,7 +595,7 @@ func testUnicodeKeys(t *testing.T, b drivers.Bucket) {
 	}
 }
 
-func testConcurrentUploads(t *testing.T, b drivers.Bucket) {
+func testConcurrentUploads(t *testing.T, b *drivers.Bucket) {
 	const n = 4
 	keys := make([]string, n)
 	datas := make([][]byte, n)
@@ -541,16 +604,20 @@ func testConcurrentUploads(t *testing.T, b drivers.Bucket) {
 		datas[i] = randomBytes(uint64(300+i), PartSize+i*1000+1)
 	}
 	var wg sync.WaitGroup
+	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { upload(t, b, keys[i], datas[i]) })
+		wg.Go(func() { errs[i] = tryUpload(b, keys[i], datas[i]) })
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		requireContent(t, b, keys[i], datas[i])
 	}
 }
 
-func testOverwrite(t *testing.T, b drivers.Bucket) {
+func testOverwrite(t *testing.T, b *drivers.Bucket) {
 	ctx := context.Background()
 	key := uniqueKey(t, "object")
 	old := randomBytes(401, PartSize+10)
@@ -583,7 +650,7 @@ func testOverwrite(t *testing.T, b drivers.Bucket) {
 	requireContent(t, b, key, fresh)
 }
 
-func testLimits(t *testing.T, b drivers.Bucket) {
+func testLimits(t *testing.T, b *drivers.Bucket) {
 	l := b.Limits()
 	if l.MaxParts < 1000 || l.MinPartSize < 1 || l.MaxPartSize < PartSize || l.MinPartSize > PartSize {
 		t.Fatalf("Limits() = %+v: implausible (the suite uploads %d-byte parts)", l, PartSize)

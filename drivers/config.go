@@ -38,6 +38,10 @@ type Config struct {
 	ListPageSize int
 	// Secrets are the credential values, by the keys each driver documents.
 	Secrets Secrets
+	// Timeouts bound every request (zero fields: DefaultTimeouts).
+	Timeouts Timeouts
+	// Retry governs the retries of every call (zero fields: DefaultRetry).
+	Retry RetryPolicy
 }
 
 // ConfigError is a repo setting that cannot work. It names the repo and the

@@ -12,14 +12,17 @@ import (
 
 	"github.com/dbarchive/dbarchive/drivers"
 	_ "github.com/dbarchive/dbarchive/drivers/all"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 func TestRegisterPanics(t *testing.T) {
-	factory := func(context.Context, drivers.Config) (drivers.Bucket, error) { return nil, nil }
+	factory := func(context.Context, drivers.Config) (driver.Bucket, error) { return nil, nil }
 	for name, call := range map[string]func(){
-		"empty type":     func() { drivers.Register("", factory) },
-		"nil factory":    func() { drivers.Register("nil-factory", nil) },
-		"duplicate type": func() { drivers.Register("fs", factory) },
+		"empty type":       func() { drivers.Register(drivers.Registration{Scheme: "x", Open: factory}) },
+		"empty scheme":     func() { drivers.Register(drivers.Registration{Type: "x", Open: factory}) },
+		"nil factory":      func() { drivers.Register(drivers.Registration{Type: "nil-factory", Scheme: "nil-factory"}) },
+		"duplicate type":   func() { drivers.Register(drivers.Registration{Type: "fs", Scheme: "other", Open: factory}) },
+		"duplicate scheme": func() { drivers.Register(drivers.Registration{Type: "other", Scheme: "s3", Open: factory}) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

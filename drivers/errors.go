@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"syscall"
+	"time"
 )
 
 // Code classifies a storage error. Drivers decide the code once, where they
@@ -56,6 +57,10 @@ type Error struct {
 	// Err is the cause. It must not carry a credential: drivers redact before
 	// wrapping.
 	Err error
+	// Attempts and Elapsed say how long the portable layer retried before
+	// giving up (zero when the first attempt was the last).
+	Attempts int
+	Elapsed  time.Duration
 }
 
 func (e *Error) Error() string {
@@ -72,6 +77,9 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = e.Code.String()
 	}
+	if e.Attempts > 1 {
+		msg += fmt.Sprintf(" (gave up after %d attempts in %s)", e.Attempts, e.Elapsed.Round(time.Millisecond))
+	}
 	return msg
 }
 
@@ -80,7 +88,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Is matches the sentinels by code.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
-	return ok && t.Op == "" && t.Key == "" && t.Err == nil && t.Code == e.Code
+	return ok && t.Op == "" && t.Key == "" && t.Err == nil && t.Attempts == 0 && t.Code == e.Code
 }
 
 // Errorf builds a classified error about key from a cause.

@@ -233,7 +233,9 @@ func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.C
 		if err != nil {
 			return cfg, fmt.Errorf("repo %q: Secret %s: %w", repo.Name, repo.SecretName, err)
 		}
-		cfg.Secrets = secrets
+		if cfg.Secrets, err = driverSecrets(string(repo.Type), secrets); err != nil {
+			return cfg, fmt.Errorf("repo %q: %w", repo.Name, err)
+		}
 	}
 	if repo.CABundle != nil {
 		pem, err := os.ReadFile(r.Env.path(filepath.Join(dbv1.CABundleMountPath, dbv1.CABundleFile)))
@@ -243,6 +245,24 @@ func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.C
 		cfg.CABundle = pem
 	}
 	return cfg, nil
+}
+
+// driverSecrets keeps the keys of a repo's Secret that the driver of
+// repoType reads, as the driver table declares them: the driver package owns
+// its Secret key names, and anything else in the Secret (keys for other
+// tools) never reaches it.
+func driverSecrets(repoType string, all drivers.Secrets) (drivers.Secrets, error) {
+	reg, ok := drivers.Lookup(repoType)
+	if !ok {
+		return nil, fmt.Errorf("repo type %q has no driver; known types: %s", repoType, strings.Join(drivers.Types(), ", "))
+	}
+	out := drivers.Secrets{}
+	for _, k := range reg.SecretKeys() {
+		if v, ok := all[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // readSecretDir reads a mounted Secret volume: one file per key. The

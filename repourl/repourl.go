@@ -1,17 +1,20 @@
 // Package repourl turns the repo URLs the CLI takes (file:///path,
 // s3://bucket/prefix?endpoint=…, ibmcos://, gs://, azblob://) into a
-// drivers.Config and a key prefix, reading credentials from each driver's
-// documented environment variables.
+// drivers.Config and a key prefix. Which scheme opens which repo type, which
+// query parameters a type takes and which environment variable fills which
+// Secret key are the drivers' to say (drivers.Registration); this package
+// asks the driver table, so a new repo type needs no change here.
 //
-// It knows URL syntax and variable names only; it never opens a bucket and
-// never puts a credential into an error.
+// It knows URL syntax only; it never opens a bucket and never puts a
+// credential into an error. The binary must import drivers/all (or the
+// drivers it wants) for the table to be filled.
 package repourl
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,48 +22,46 @@ import (
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
-// scheme describes one URL scheme: the repo type it opens, and which
-// environment variable fills which secret key of that driver.
-type scheme struct {
-	repoType string
-	env      map[string]string // secret key -> environment variable
-	params   []string          // query parameters besides the common ones
-}
-
-var schemes = map[string]scheme{
-	"file": {repoType: "fs"},
-	"s3": {repoType: "s3", params: []string{"endpoint", "region", "path_style"}, env: map[string]string{
-		"AccessKeyId": "AWS_ACCESS_KEY_ID", "SecretAccessKey": "AWS_SECRET_ACCESS_KEY", "SessionToken": "AWS_SESSION_TOKEN",
-	}},
-	"ibmcos": {repoType: "ibmcos", params: []string{"endpoint", "region", "path_style", "auth_endpoint"}, env: map[string]string{
-		"HmacAccessKeyId":     "CLOUD_OBJECT_STORAGE_HMAC_ACCESS_KEY_ID",
-		"HmacSecretAccessKey": "CLOUD_OBJECT_STORAGE_HMAC_SECRET_ACCESS_KEY",
-		"ApiKey":              "CLOUD_OBJECT_STORAGE_API_KEY",
-		"ServiceInstanceId":   "CLOUD_OBJECT_STORAGE_SERVICE_INSTANCE_ID",
-	}},
-	"gs": {repoType: "gcs", params: []string{"endpoint"}, env: map[string]string{
-		"ServiceAccountJson": "DBARCHIVE_GCS_SERVICE_ACCOUNT_JSON",
-	}},
-	"azblob": {repoType: "azure", params: []string{"endpoint"}, env: map[string]string{
-		"AccountName":      "AZURE_STORAGE_ACCOUNT",
-		"AccountKey":       "AZURE_STORAGE_KEY",
-		"SasToken":         "AZURE_STORAGE_SAS_TOKEN",
-		"ConnectionString": "AZURE_STORAGE_CONNECTION_STRING",
-	}},
-}
-
-// commonParams apply to every scheme but file.
+// commonParams apply to every URL except file://, whatever its type.
 var commonParams = []string{"create_bucket", "ca_bundle"}
 
+// setters are the query parameters a driver may declare, and the Config
+// field each one sets. A driver declaring one that is not here fails
+// TestEveryDeclaredParamIsKnown.
+var setters = map[string]func(cfg *drivers.Config, v string) error{
+	"endpoint":      func(cfg *drivers.Config, v string) error { cfg.Endpoint = v; return nil },
+	"region":        func(cfg *drivers.Config, v string) error { cfg.Region = v; return nil },
+	"auth_endpoint": func(cfg *drivers.Config, v string) error { cfg.AuthEndpoint = v; return nil },
+	"path_style":    func(cfg *drivers.Config, v string) error { return parseBool("path_style", v, &cfg.PathStyle) },
+	"create_bucket": func(cfg *drivers.Config, v string) error { return parseBool("create_bucket", v, &cfg.CreateBucket) },
+	"ca_bundle": func(cfg *drivers.Config, v string) error {
+		pem, err := os.ReadFile(v)
+		if err != nil {
+			return fmt.Errorf("ca_bundle: %w", err)
+		}
+		cfg.CABundle = pem
+		return nil
+	},
+}
+
+func parseBool(name, v string, target *bool) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return fmt.Errorf("parameter %s=%q is not true or false", name, v)
+	}
+	*target = b
+	return nil
+}
+
 // EnvVars lists, per URL scheme, the environment variables read for
-// credentials, for the CLI's help text.
+// credentials, for the CLI's help text. The driver table is the source.
 func EnvVars() map[string][]string {
 	out := map[string][]string{}
-	for name, s := range schemes {
-		for _, v := range s.env {
-			out[name] = append(out[name], v)
+	for _, r := range drivers.Registrations() {
+		for _, k := range r.Secrets {
+			out[r.Scheme] = append(out[r.Scheme], k.Env)
 		}
-		slices.Sort(out[name])
+		slices.Sort(out[r.Scheme])
 	}
 	return out
 }
@@ -75,72 +76,71 @@ func Parse(raw string, getenv func(string) string) (drivers.Config, string, erro
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return cfg, "", fmt.Errorf("repo URL: cannot parse (want file:///path, s3://bucket/prefix, ibmcos://, gs://, azblob://)")
+		return cfg, "", fmt.Errorf("repo URL: cannot parse (want %s)", strings.Join(examples(), ", "))
 	}
-	s, ok := schemes[u.Scheme]
+	reg, ok := drivers.LookupScheme(u.Scheme)
 	if !ok {
 		return cfg, "", fmt.Errorf("repo URL: unknown scheme %q; known: %s", u.Scheme, strings.Join(knownSchemes(), ", "))
 	}
 	if u.User != nil {
 		return cfg, "", fmt.Errorf("repo URL: credentials do not belong in the URL; use the environment variables %s", strings.Join(EnvVars()[u.Scheme], ", "))
 	}
-	cfg.Type = s.repoType
+	cfg.Type = reg.Type
 	cfg.Name = u.Scheme + "://" + u.Host + u.Path // the URL minus its query: it names the repo in errors
+	allowed := reg.Params
+	if reg.FromURL == nil {
+		// Bucket URLs take the common parameters; a directory URL takes
+		// only what its driver declares.
+		allowed = append(slices.Clone(allowed), commonParams...)
+	}
 	q := u.Query()
-	for k := range q {
-		if !slices.Contains(s.params, k) && (u.Scheme == "file" || !slices.Contains(commonParams, k)) {
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		set, known := setters[k]
+		if !slices.Contains(allowed, k) || !known {
 			return cfg, "", fmt.Errorf("repo URL: unknown parameter %q for %s://", k, u.Scheme)
 		}
-	}
-	if u.Scheme == "file" {
-		if u.Host != "" && u.Host != "localhost" {
-			return cfg, "", fmt.Errorf("repo URL: file:// URLs take no host (file:///absolute/path)")
-		}
-		if u.Path == "" || !filepath.IsAbs(u.Path) {
-			return cfg, "", fmt.Errorf("repo URL: file:// needs an absolute path")
-		}
-		cfg.Path = filepath.Clean(u.Path)
-		cfg.CreateBucket = true
-		return cfg, "", nil
-	}
-	cfg.Bucket = u.Host
-	if cfg.Bucket == "" {
-		return cfg, "", fmt.Errorf("repo URL: %s:// needs a bucket: %s://BUCKET/prefix", u.Scheme, u.Scheme)
-	}
-	prefix := strings.Trim(u.Path, "/")
-	cfg.Endpoint = q.Get("endpoint")
-	cfg.Region = q.Get("region")
-	cfg.AuthEndpoint = q.Get("auth_endpoint")
-	for name, target := range map[string]*bool{"path_style": &cfg.PathStyle, "create_bucket": &cfg.CreateBucket} {
-		if v := q.Get(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return cfg, "", fmt.Errorf("repo URL: parameter %s=%q is not true or false", name, v)
-			}
-			*target = b
+		if err := set(&cfg, q.Get(k)); err != nil {
+			return cfg, "", fmt.Errorf("repo URL: %w", err)
 		}
 	}
-	if file := q.Get("ca_bundle"); file != "" {
-		pem, err := os.ReadFile(file)
-		if err != nil {
-			return cfg, "", fmt.Errorf("repo URL: ca_bundle: %w", err)
+	var prefix string
+	if reg.FromURL != nil {
+		if prefix, err = reg.FromURL(u, &cfg); err != nil {
+			return cfg, "", fmt.Errorf("repo URL: %w", err)
 		}
-		cfg.CABundle = pem
+	} else {
+		cfg.Bucket = u.Host
+		if cfg.Bucket == "" {
+			return cfg, "", fmt.Errorf("repo URL: %s:// needs a bucket: %s://BUCKET/prefix", u.Scheme, u.Scheme)
+		}
+		prefix = strings.Trim(u.Path, "/")
 	}
 	cfg.Secrets = drivers.Secrets{}
-	for key, env := range s.env {
-		if v := getenv(env); v != "" {
-			cfg.Secrets[key] = drivers.NewSecret(v)
+	for _, k := range reg.Secrets {
+		if v := getenv(k.Env); v != "" {
+			cfg.Secrets[k.Key] = drivers.NewSecret(v)
 		}
 	}
 	return cfg, prefix, nil
 }
 
 func knownSchemes() []string {
-	out := make([]string, 0, len(schemes))
-	for s := range schemes {
-		out = append(out, s+"://")
+	var out []string
+	for _, r := range drivers.Registrations() {
+		out = append(out, r.Scheme+"://")
 	}
 	slices.Sort(out)
+	return out
+}
+
+func examples() []string {
+	var out []string
+	for _, s := range knownSchemes() {
+		if s == "file://" {
+			out = append(out, "file:///path")
+		} else {
+			out = append(out, s+"bucket/prefix")
+		}
+	}
 	return out
 }

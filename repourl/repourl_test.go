@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	_ "github.com/dbarchive/dbarchive/drivers/all"
 )
 
 // env holds a distinct value for every credential variable Parse reads, so
@@ -48,7 +49,7 @@ func TestParse(t *testing.T) {
 			prefix:  "p",
 			secrets: []string{"ApiKey", "HmacAccessKeyId", "HmacSecretAccessKey", "ServiceInstanceId"},
 		},
-		{raw: "gs://b/x/y?endpoint=http://127.0.0.1:4443/storage/v1/", want: drivers.Config{Type: "gcs", Bucket: "b", Endpoint: "http://127.0.0.1:4443/storage/v1/"}, prefix: "x/y", secrets: []string{"ServiceAccountJson"}},
+		{raw: "gs://b/x/y?endpoint=http://127.0.0.1:4443/storage/v1/", want: drivers.Config{Type: "gcs", Bucket: "b", Endpoint: "http://127.0.0.1:4443/storage/v1/"}, prefix: "x/y", secrets: []string{"ProjectId", "ServiceAccountJson"}},
 		{raw: "azblob://container/p?endpoint=http://127.0.0.1:10000/devstoreaccount1", want: drivers.Config{Type: "azure", Bucket: "container", Endpoint: "http://127.0.0.1:10000/devstoreaccount1"}, prefix: "p", secrets: []string{"AccountKey", "AccountName", "ConnectionString", "SasToken"}},
 	}
 	for _, c := range cases {
@@ -89,6 +90,25 @@ func TestParseSecretsFromTheirVariables(t *testing.T) {
 	cfg, _, err = Parse("s3://b", func(string) string { return "" })
 	if err != nil || len(cfg.Secrets) != 0 {
 		t.Errorf("with no variables set: secrets %v, err %v; want none (the SDK's defaults apply)", cfg.Secrets, err)
+	}
+}
+
+// TestEveryDeclaredParamIsKnown: a parameter a driver declares must set
+// something, and every registered type must be reachable by a URL.
+func TestEveryDeclaredParamIsKnown(t *testing.T) {
+	regs := drivers.Registrations()
+	if len(regs) != len(drivers.Types()) || len(regs) < 5 {
+		t.Fatalf("%d registrations for types %v", len(regs), drivers.Types())
+	}
+	for _, r := range regs {
+		for _, p := range append(slices.Clone(r.Params), commonParams...) {
+			if setters[p] == nil {
+				t.Errorf("type %s declares URL parameter %q, which sets no config field", r.Type, p)
+			}
+		}
+		if _, _, err := Parse(r.Scheme+"://b/p", getenv); err != nil && !strings.Contains(err.Error(), "file://") {
+			t.Errorf("type %s: its scheme %s:// does not parse: %v", r.Type, r.Scheme, err)
+		}
 	}
 }
 

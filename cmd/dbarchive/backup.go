@@ -90,7 +90,7 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 	cmd.Flags().IntVar(&concurrency, "concurrency", archiver.DefaultConcurrency, "parts uploading at once")
 	cmd.Flags().StringVar(&format, "format", "", "dump format where the source has several (postgres: custom, plain, tar)")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the source password")
-	cmd.Flags().DurationVar(&stallTimeout, "stall-timeout", 0, "abort when the source writes nothing for this long (0: never)")
+	cmd.Flags().DurationVar(&stallTimeout, "stall-timeout", 0, "abort when the pipeline moves nothing for this long (0: 10m; negative: never)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "result format: text or json")
 	return cmd
 }

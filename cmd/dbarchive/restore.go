@@ -73,7 +73,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 
 // openBackup opens the repo and finds one backup in it ("latest" or an id).
 // The caller closes the bucket.
-func openBackup(ctx context.Context, repo, backupID string) (drivers.Bucket, string, *archiver.Manifest, error) {
+func openBackup(ctx context.Context, repo, backupID string) (*drivers.Bucket, string, *archiver.Manifest, error) {
 	b, prefix, err := openRepo(ctx, repo)
 	if err != nil {
 		return nil, "", nil, err

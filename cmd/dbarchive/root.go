@@ -117,7 +117,7 @@ func defaultRepo() string {
 }
 
 // openRepo parses a repo URL and opens its bucket.
-func openRepo(ctx context.Context, raw string) (drivers.Bucket, string, error) {
+func openRepo(ctx context.Context, raw string) (*drivers.Bucket, string, error) {
 	cfg, prefix, err := repourl.Parse(raw, os.Getenv)
 	if err != nil {
 		return nil, "", &usageError{err}

@@ -2,7 +2,9 @@
 // archiver's round-trip tests run against: gofakes3 (s3, and ibmcos behind an
 // in-process IAM token endpoint), fake-gcs-server, and Azurite. Each starter
 // returns a drivers.Config ready for drivers.Open, listens on a loopback port
-// only, and registers its shutdown with t.Cleanup.
+// only, and registers its shutdown with t.Cleanup. Proxy (WithProxy) is the
+// one fault injector: put in front of any of them, it fails requests by
+// method and call number, cuts bodies, stalls and resets connections.
 //
 // It is test support: production code must never import it.
 package emulators

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,13 +69,6 @@ func (s *IAMStats) LastDenial() string {
 // ListPageSize.
 func IBMCOS(t testing.TB, mode string) (drivers.Config, *IAMStats) {
 	t.Helper()
-	return IBMCOSWithFaults(t, mode, nil)
-}
-
-// IBMCOSWithFaults is IBMCOS with f (when not nil) injecting failures into
-// the part uploads that pass the credential checks.
-func IBMCOSWithFaults(t testing.TB, mode string, f *Faults) (drivers.Config, *IAMStats) {
-	t.Helper()
 	stats := &IAMStats{tokens: map[string]bool{}}
 	var secrets map[string]string
 	var check func(*http.Request) string
@@ -117,19 +108,13 @@ func IBMCOSWithFaults(t testing.TB, mode string, f *Faults) (drivers.Config, *IA
 		t.Fatalf("emulators.IBMCOS: unknown mode %q (want %q or %q)", mode, IBMCOSHMAC, IBMCOSAPIKey)
 	}
 	url, bucket := startS3(t, func(next http.Handler) http.Handler {
-		if f != nil {
-			next = f.wrap(next)
-		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if reason := check(r); reason != "" {
 				stats.denied.Add(1)
 				stats.mu.Lock()
 				stats.reason = reason
 				stats.mu.Unlock()
-				_, _ = io.Copy(io.Discard, r.Body)
-				w.Header().Set("Content-Type", "application/xml")
-				w.WriteHeader(http.StatusForbidden)
-				_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>%s</Message><RequestId>emulator</RequestId></Error>`, reason)
+				denyS3(w, r, reason)
 				return
 			}
 			stats.authorized.Add(1)

@@ -15,9 +15,14 @@
 // The driver is a thin translation layer: it maps every SDK error to a
 // drivers.Code once, in classify, and strips request URLs and response
 // bodies from what it wraps so a SAS token or an account key never reaches an
-// error string. It must not retry (the archiver retries Transient errors with
-// its own budget), log credentials, or let an SDK type cross the drivers
+// error string. It must not retry (the portable layer, *drivers.Bucket,
+// retries every call by class), validate ranges or part numbers (the portable
+// layer does), log credentials, or let an SDK type cross the driver
 // interface.
+//
+// Repo URL: azblob://container/prefix?endpoint=, credentials in
+// AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, or AZURE_STORAGE_SAS_TOKEN, or
+// AZURE_STORAGE_CONNECTION_STRING.
 //
 // Credentials come from the repo's Secret, exactly one way: AccountName with
 // AccountKey (shared key), SasToken (with AccountName or an endpoint to say
@@ -25,9 +30,7 @@
 package azure
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +51,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // Type is the repo type this driver registers.
@@ -71,7 +75,20 @@ var limits = drivers.Limits{MaxParts: 50000, MinPartSize: 1, MaxPartSize: 4000 <
 // maxListPage is the largest page List Blobs returns.
 const maxListPage = 5000
 
-func init() { drivers.Register(Type, New) }
+func init() {
+	drivers.Register(drivers.Registration{
+		Type:   Type,
+		Scheme: "azblob",
+		Params: []string{"endpoint"},
+		Secrets: []drivers.SecretKey{
+			{Key: SecretAccountName, Env: "AZURE_STORAGE_ACCOUNT"},
+			{Key: SecretAccountKey, Env: "AZURE_STORAGE_KEY"},
+			{Key: SecretSasToken, Env: "AZURE_STORAGE_SAS_TOKEN"},
+			{Key: SecretConnectionString, Env: "AZURE_STORAGE_CONNECTION_STRING"},
+		},
+		Open: New,
+	})
+}
 
 // Bucket is an azure repo: one container.
 type Bucket struct {
@@ -95,7 +112,7 @@ var accountName = regexp.MustCompile(`^[a-z0-9]{3,24}$`)
 
 // New validates cfg and opens the container. No request is sent unless
 // cfg.CreateBucket asks for the container to be created when missing.
-func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
+func New(ctx context.Context, cfg drivers.Config) (driver.Bucket, error) {
 	if err := cfg.Require("bucket", cfg.Bucket); err != nil {
 		return nil, err
 	}
@@ -115,21 +132,16 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 	if cfg.ListPageSize < 0 {
 		return nil, cfg.Invalid("listPageSize", "must not be negative")
 	}
-	pool, err := cfg.CertPool()
+	// A transport of our own, so Close can drop its idle connections and a
+	// CA bundle applies to this repo only.
+	transport, err := cfg.NewTransport()
 	if err != nil {
 		return nil, err
 	}
-
-	// A transport of our own, so Close can drop its idle connections and a
-	// CA bundle applies to this repo only.
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if pool != nil {
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	}
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: &http.Client{Transport: transport},
-		// One attempt per call: the archiver retries Transient errors with
-		// its own backoff and budget. SDK retries underneath would multiply
+		// One attempt per call: the portable layer retries Transient errors
+		// with its backoff and budget. SDK retries underneath would multiply
 		// the attempts and hide how long a part really took.
 		Retry: policy.RetryOptions{MaxRetries: -1},
 	}}
@@ -333,60 +345,19 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if err := checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("invalid range offset %d length %d", offset, length))
-	}
-	if length == 0 {
-		// HTTPRange has no way to say "zero bytes" (a zero count means to
-		// the end), so check the object and the offset with Stat instead.
-		return b.emptyRead(ctx, key, offset)
-	}
 	rng := blob.HTTPRange{Offset: offset}
 	if length > 0 {
 		rng.Count = length
 	}
 	resp, err := b.client.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{Range: rng})
 	if bloberror.HasCode(err, bloberror.InvalidRange) {
-		// Azure answers 416 for a range that starts at or past the end; the
-		// contract wants an empty read at the end and an error past it.
-		return b.emptyRead(ctx, key, offset)
+		return nil, driver.ErrInvalidRange
 	}
 	if err != nil {
 		return nil, b.fail("read", key, err)
 	}
-	return &reader{body: resp.Body, b: b, key: key}, nil
+	return resp.Body, nil
 }
-
-// emptyRead answers a read that yields no bytes: NotFound for a missing
-// object, Permanent for an offset past the end, else an empty reader.
-func (b *Bucket) emptyRead(ctx context.Context, key string, offset int64) (io.ReadCloser, error) {
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	if offset > info.Size {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("offset %d is past the end of the object (%d bytes)", offset, info.Size))
-	}
-	return io.NopCloser(bytes.NewReader(nil)), nil
-}
-
-// reader classifies the errors of reading a download's body, so a dropped
-// connection mid-read is Transient like any other.
-type reader struct {
-	body io.ReadCloser
-	b    *Bucket
-	key  string
-}
-
-func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.body.Read(p)
-	if err != nil && err != io.EOF {
-		err = r.b.fail("read", r.key, err)
-	}
-	return n, err
-}
-
-func (r *reader) Close() error { return r.body.Close() }
 
 func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
 	return b.list(ctx, prefix, false)
@@ -485,8 +456,6 @@ func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error
 	if err := checkKey("abort upload", p.Key); err != nil {
 		return err
 	}
-	ctx, cancel := drivers.CleanupContext(ctx)
-	defer cancel()
 	return b.discardUncommitted(ctx, p.Key)
 }
 

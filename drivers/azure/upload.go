@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // upload is one block blob being staged. Block ids are base64 of
@@ -47,7 +48,7 @@ const (
 
 // NewUpload sends nothing: Azure creates the pending blob with its first
 // staged block.
-func (b *Bucket) NewUpload(_ context.Context, key string) (drivers.Upload, error) {
+func (b *Bucket) NewUpload(_ context.Context, key string) (driver.Upload, error) {
 	if err := checkKey("new upload", key); err != nil {
 		return nil, err
 	}
@@ -69,13 +70,7 @@ func (u *upload) blockID(n int) string {
 }
 
 func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
-	op := fmt.Sprintf("put part %d", n)
-	if n < 1 || n > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part number must be 1..%d", limits.MaxParts))
-	}
-	if int64(len(data)) > limits.MaxPartSize {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part of %d bytes exceeds the block size limit of %d", len(data), limits.MaxPartSize))
-	}
+	const op = "put part"
 	if len(data) == 0 {
 		// Azure refuses an empty block; an empty part adds nothing to the
 		// blob, so it is only remembered as put.
@@ -113,9 +108,6 @@ func (u *upload) set(n int, s partState) {
 }
 
 func (u *upload) Complete(ctx context.Context, parts int) error {
-	if parts < 0 || parts > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, "complete", u.key, fmt.Errorf("part count must be 0..%d", limits.MaxParts))
-	}
 	ids := make([]string, 0, parts)
 	var missing []int
 	u.mu.Lock()
@@ -158,7 +150,5 @@ func (u *upload) Abort(ctx context.Context) error {
 		// sent: nothing to discard.
 		return nil
 	}
-	ctx, cancel := drivers.CleanupContext(ctx)
-	defer cancel()
 	return u.b.discardUncommitted(ctx, u.key)
 }

@@ -5,9 +5,26 @@
 // key can never reach outside it: not with "..", not as an absolute path, and
 // not through a symlink that points out. A multipart upload keeps its parts in
 // a staging directory inside the root (same filesystem, so the final rename is
-// atomic); Complete assembles them into a temporary file, fsyncs it, renames it
-// over the key and fsyncs the directory. A crash at any point leaves either the
-// old object or the new one under the key, never a partial file.
+// atomic); Complete appends them in order to a temporary file in the staging
+// directory, deleting each part as soon as it is appended, fsyncs the file,
+// renames it over the key and fsyncs the key's directory. A crash at any point
+// leaves either the old object or the new one under the key, never a partial
+// file.
+//
+// Appending and deleting part by part keeps the disk a Complete needs at the
+// backup's size plus one part, where copying all parts before deleting any
+// needed twice the backup's size (a 12 MB backup failed with 20 MB free).
+// The alternative, writing every part straight into one preallocated file at
+// its offset, would need each part's offset when it is put; the archiver
+// grows its part size as the stream grows, so offsets are known only once
+// the earlier parts are. The price of appending is that a Complete that
+// failed half-way cannot be repeated from the parts it consumed: the upload
+// remembers how far it got and resumes from the partly assembled file.
+//
+// The driver implements driver.Bucket; application code reaches it through
+// *drivers.Bucket, which validates arguments and retries.
+//
+// Repo URL: file:///absolute/path (the directory is created when missing).
 package fs
 
 import (
@@ -18,14 +35,17 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // Type is the repo type this driver registers.
@@ -39,7 +59,24 @@ const stagingDir = ".dbarchive-uploads"
 // counts in the same range as the cloud drivers so the archiver plans alike.
 var limits = drivers.Limits{MaxParts: 100000, MinPartSize: 1, MaxPartSize: 5 << 30}
 
-func init() { drivers.Register(Type, New) }
+func init() {
+	drivers.Register(drivers.Registration{Type: Type, Scheme: "file", Open: New, FromURL: fromURL})
+}
+
+// fromURL reads file:///absolute/path. A plain path works as well (the CLI
+// turns "/path" into file:///path).
+func fromURL(u *url.URL, cfg *drivers.Config) (string, error) {
+	if u.Host != "" && u.Host != "localhost" {
+		return "", errors.New("file:// URLs take no host (file:///absolute/path)")
+	}
+	if u.Path == "" || !filepath.IsAbs(u.Path) {
+		return "", errors.New("file:// needs an absolute path")
+	}
+	cfg.Path = filepath.Clean(u.Path)
+	// A CLI user names a directory to back up into; making it is expected.
+	cfg.CreateBucket = true
+	return "", nil
+}
 
 // Bucket is an fs repo.
 type Bucket struct {
@@ -50,7 +87,7 @@ type Bucket struct {
 // New opens the directory cfg.Path. With cfg.CreateBucket the directory is
 // created when missing; otherwise a missing directory is a config error, so a
 // mistyped mount path never turns into writes to the container's own disk.
-func New(_ context.Context, cfg drivers.Config) (drivers.Bucket, error) {
+func New(_ context.Context, cfg drivers.Config) (driver.Bucket, error) {
 	if err := cfg.Require("path", cfg.Path); err != nil {
 		return nil, err
 	}
@@ -79,6 +116,19 @@ func New(_ context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 }
 
 func (b *Bucket) Limits() drivers.Limits { return limits }
+
+// errRemoved is the cause of every call on a repo whose directory is gone.
+var errRemoved = errors.New("the repo directory was removed")
+
+// checkRoot makes the calls that would otherwise succeed on a removed
+// directory (an empty listing, a delete of nothing) report it as NotFound,
+// like a missing bucket, instead of looking like an empty repo.
+func (b *Bucket) checkRoot(key string) error {
+	if removed(b.root) {
+		return drivers.Errorf(drivers.NotFound, "", key, errRemoved)
+	}
+	return nil
+}
 
 func (b *Bucket) Close() error { return b.root.Close() }
 
@@ -134,9 +184,6 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if err := checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("invalid range offset %d length %d", offset, length))
-	}
 	f, err := b.root.Open(key)
 	if err != nil {
 		return nil, classify("read", key, err)
@@ -151,7 +198,7 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	}
 	if offset > st.Size() {
 		f.Close()
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("offset %d is past the end (size %d)", offset, st.Size()))
+		return nil, driver.ErrInvalidRange
 	}
 	n := st.Size() - offset
 	if length >= 0 && length < n {
@@ -166,6 +213,9 @@ type readCloser struct {
 }
 
 func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
+	if err := b.checkRoot(prefix); err != nil {
+		return nil, err
+	}
 	// Walk only the deepest directory the prefix names in full.
 	start := "."
 	if i := strings.LastIndex(prefix, "/"); i > 0 {
@@ -215,6 +265,9 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
+	if err := b.checkRoot(key); err != nil {
+		return err
+	}
 	if err := b.root.Remove(key); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 		return classify("delete", key, err)
 	}
@@ -234,7 +287,7 @@ func newID() string {
 	return hex.EncodeToString(buf[:])
 }
 
-func (b *Bucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
+func (b *Bucket) NewUpload(ctx context.Context, key string) (driver.Upload, error) {
 	if err := checkKey("begin upload", key); err != nil {
 		return nil, err
 	}
@@ -252,6 +305,9 @@ func (b *Bucket) NewUpload(ctx context.Context, key string) (drivers.Upload, err
 }
 
 func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.PendingUpload, error) {
+	if err := b.checkRoot(prefix); err != nil {
+		return nil, err
+	}
 	entries, err := iofs.ReadDir(b.root.FS(), stagingDir)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return nil, nil
@@ -282,6 +338,9 @@ func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error
 	if p.ID == "" || strings.ContainsAny(p.ID, `/\.`) {
 		return drivers.Errorf(drivers.Permanent, "abort upload", p.Key, fmt.Errorf("invalid upload id %q", p.ID))
 	}
+	if err := b.checkRoot(p.Key); err != nil {
+		return err
+	}
 	return classify("abort upload", p.Key, b.root.RemoveAll(path.Join(stagingDir, p.ID)))
 }
 
@@ -289,6 +348,12 @@ type upload struct {
 	b   *Bucket
 	key string
 	dir string
+
+	// How far an earlier Complete got: parts 1..consumed are in the
+	// assembled file, whose first assembledSize bytes are theirs.
+	mu            sync.Mutex
+	consumed      int
+	assembledSize int64
 }
 
 func (u *upload) Key() string { return u.key }
@@ -296,12 +361,8 @@ func (u *upload) Key() string { return u.key }
 func partName(n int) string { return fmt.Sprintf("part-%06d", n) }
 
 func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
-	op := fmt.Sprintf("put part %d", n)
-	if n < 1 || n > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part number must be 1..%d", limits.MaxParts))
-	}
 	if err := ctx.Err(); err != nil {
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
 	// Write beside the final name and rename, so a re-put replaces the part
 	// whole and a concurrent reader never sees half of one.
@@ -309,80 +370,112 @@ func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
 	tmp := final + "." + newID() + ".tmp"
 	if err := u.b.root.WriteFile(tmp, data, 0o640); err != nil {
 		_ = u.b.root.Remove(tmp)
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
 	if err := u.b.root.Rename(tmp, final); err != nil {
 		_ = u.b.root.Remove(tmp)
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
 	return nil
 }
 
-func (u *upload) Complete(ctx context.Context, parts int) (err error) {
-	const op = "complete upload"
-	if parts < 0 || parts > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part count must be 0..%d", limits.MaxParts))
-	}
-	for n := 1; n <= parts; n++ {
+// Test hooks: afterAppend runs after each part is appended and deleted (to
+// measure the disk in use), syncDir syncs the key's directory.
+var (
+	afterAppend = func(n int) {}
+	syncDir     = func(d *os.File) error { return d.Sync() }
+)
+
+func (u *upload) Complete(ctx context.Context, parts int) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for n := u.consumed + 1; n <= parts; n++ {
 		if _, err := u.b.root.Stat(path.Join(u.dir, partName(n))); err != nil {
-			return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part %d was not put", n))
+			return drivers.Errorf(drivers.Permanent, "", u.key, fmt.Errorf("part %d was not put", n))
 		}
 	}
 	assembled := path.Join(u.dir, "assembled")
-	out, err := u.b.root.OpenFile(assembled, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	out, err := u.b.root.OpenFile(assembled, os.O_CREATE|os.O_WRONLY, 0o640)
 	if err != nil {
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
 	defer func() {
 		if out != nil {
 			out.Close()
 		}
-		if err != nil {
-			_ = u.b.root.Remove(assembled)
-		}
 	}()
-	for n := 1; n <= parts; n++ {
+	// Drop whatever a failed earlier append left after the last whole part.
+	if err := out.Truncate(u.assembledSize); err != nil {
+		return classify("", u.key, err)
+	}
+	if _, err := out.Seek(u.assembledSize, io.SeekStart); err != nil {
+		return classify("", u.key, err)
+	}
+	for n := u.consumed + 1; n <= parts; n++ {
 		if err := ctx.Err(); err != nil {
-			return classify(op, u.key, err)
+			return classify("", u.key, err)
 		}
-		if err := u.appendPart(out, n); err != nil {
-			return classify(op, u.key, err)
+		size, err := u.appendPart(out, n)
+		if err != nil {
+			return classify("", u.key, err)
 		}
+		// The part is in the assembled file now; deleting it here is what
+		// keeps the disk in use at one copy of the backup plus one part.
+		if err := u.b.root.Remove(path.Join(u.dir, partName(n))); err != nil {
+			return classify("", u.key, err)
+		}
+		u.consumed, u.assembledSize = n, u.assembledSize+size
+		afterAppend(n)
 	}
 	if err := out.Sync(); err != nil {
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
-	if err := out.Close(); err != nil {
-		out = nil
-		return classify(op, u.key, err)
-	}
+	err = out.Close()
 	out = nil
+	if err != nil {
+		return classify("", u.key, err)
+	}
 	dir := path.Dir(u.key)
 	if err := u.b.root.MkdirAll(dir, 0o750); err != nil {
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
 	if err := u.b.root.Rename(assembled, u.key); err != nil {
-		return classify(op, u.key, err)
+		return classify("", u.key, err)
 	}
-	// The rename is durable only once its directory is synced.
-	if d, err := u.b.root.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	// The rename is durable only once its directory is synced. If that
+	// fails, the object may vanish in a crash: report the failure and take
+	// the object back, so that nothing claims to be stored that may not be.
+	if err := u.syncDir(dir); err != nil {
+		_ = u.b.root.Remove(u.key)
+		return classify("", u.key, fmt.Errorf("sync directory of the object: %w", err))
 	}
 	_ = u.b.root.RemoveAll(u.dir)
 	return nil
 }
 
-func (u *upload) appendPart(out *os.File, n int) error {
-	in, err := u.b.root.Open(path.Join(u.dir, partName(n)))
+func (u *upload) syncDir(dir string) error {
+	d, err := u.b.root.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	_, err = io.Copy(out, in)
+	err = syncDir(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }
 
+// appendPart copies part n to the end of out and reports its size. On Linux
+// io.Copy between two files uses copy_file_range: the kernel moves the bytes.
+func (u *upload) appendPart(out *os.File, n int) (int64, error) {
+	in, err := u.b.root.Open(path.Join(u.dir, partName(n)))
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	return io.Copy(out, in)
+}
+
 func (u *upload) Abort(ctx context.Context) error {
-	return classify("abort upload", u.key, u.b.root.RemoveAll(u.dir))
+	return classify("", u.key, u.b.root.RemoveAll(u.dir))
 }

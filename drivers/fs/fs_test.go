@@ -12,17 +12,19 @@ import (
 	"github.com/dbarchive/dbarchive/drivers/fs"
 )
 
-func open(t *testing.T, dir string) drivers.Bucket {
+func open(t *testing.T, dir string) *drivers.Bucket {
 	t.Helper()
-	b, err := fs.New(context.Background(), drivers.Config{Name: "local", Type: "fs", Path: dir})
+	cfg := drivers.Config{Name: "local", Type: "fs", Path: dir}
+	d, err := fs.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b := drivers.NewBucket(d, cfg)
 	t.Cleanup(func() { b.Close() })
 	return b
 }
 
-func put(ctx context.Context, b drivers.Bucket, key string, data []byte) error {
+func put(ctx context.Context, b *drivers.Bucket, key string, data []byte) error {
 	u, err := b.NewUpload(ctx, key)
 	if err != nil {
 		return err

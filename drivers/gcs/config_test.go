@@ -264,8 +264,8 @@ func TestConfigCredentials(t *testing.T) {
 	}()
 
 	t.Run("service account key", func(t *testing.T) {
-		b := openOK(t, drivers.Config{Bucket: "backups", Secrets: drivers.SecretsFromStrings(map[string]string{SecretServiceAccountJSON: key})})
-		if b.(*Bucket).name != "backups" {
+		openOK(t, drivers.Config{Bucket: "backups", Secrets: drivers.SecretsFromStrings(map[string]string{SecretServiceAccountJSON: key})})
+		if d, err := drivers.OpenDriver(ctx, drivers.Config{Name: "r", Type: Type, Bucket: "backups", Secrets: drivers.SecretsFromStrings(map[string]string{SecretServiceAccountJSON: key})}); err != nil || d.(*Bucket).name != "backups" {
 			t.Fatal("wrong bucket")
 		}
 	})
@@ -311,7 +311,7 @@ func TestConfigCredentials(t *testing.T) {
 	})
 }
 
-func openOK(t *testing.T, cfg drivers.Config) drivers.Bucket {
+func openOK(t *testing.T, cfg drivers.Config) *drivers.Bucket {
 	t.Helper()
 	cfg.Name, cfg.Type = "test-repo", Type
 	b, err := drivers.Open(context.Background(), cfg)
@@ -322,7 +322,7 @@ func openOK(t *testing.T, cfg drivers.Config) drivers.Bucket {
 	return b
 }
 
-func putObject(t *testing.T, b drivers.Bucket, key string, data []byte) {
+func putObject(t *testing.T, b *drivers.Bucket, key string, data []byte) {
 	t.Helper()
 	ctx := context.Background()
 	u, err := b.NewUpload(ctx, key)

@@ -61,18 +61,24 @@
 //
 // # Retries
 //
-// The SDK's own retries are turned off (RetryNever). Every error is classified
-// once, in classify, and the archiver retries Transient ones with its own
-// backoff; two retry loops on top of each other multiply the time a dead
-// endpoint takes to fail and hide from the archiver how often requests fail.
+// The SDK's own retries are turned off (RetryNever), with one exception the
+// SDK does not let us turn off: its reader reopens a body that breaks off,
+// once per break, at the offset it reached (the conformance suite's
+// ResetMidRangedRead logs it). Every error is classified
+// once, in classify, and the portable layer (*drivers.Bucket) retries
+// Transient ones with its backoff and budget; two retry loops on top of each
+// other multiply the time a dead endpoint takes to fail and hide how often
+// requests fail.
 //
 // The driver must not log, must not put a credential into an error, and must
 // not let an SDK type out of this package.
+//
+// Repo URL: gs://bucket/prefix?endpoint=, the service account key's JSON in
+// DBARCHIVE_GCS_SERVICE_ACCOUNT_JSON (or application default credentials).
 package gcs
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -90,6 +96,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // Type is the repo type this driver registers.
@@ -113,14 +120,26 @@ var silent = slog.New(slog.DiscardHandler)
 
 var limits = drivers.Limits{MaxParts: 10000, MinPartSize: 1, MaxPartSize: 5 << 30}
 
-func init() { drivers.Register(Type, New) }
+func init() {
+	drivers.Register(drivers.Registration{
+		Type:   Type,
+		Scheme: "gs",
+		Params: []string{"endpoint"},
+		Secrets: []drivers.SecretKey{
+			{Key: SecretServiceAccountJSON, Env: "DBARCHIVE_GCS_SERVICE_ACCOUNT_JSON"},
+			{Key: SecretProjectID, Env: "DBARCHIVE_GCS_PROJECT_ID"},
+		},
+		Open: New,
+	})
+}
 
 // Bucket is a gcs repo.
 type Bucket struct {
-	client   *gcstorage.Client
-	bucket   *gcstorage.BucketHandle
-	name     string
-	pageSize int
+	client    *gcstorage.Client
+	transport *http.Transport
+	bucket    *gcstorage.BucketHandle
+	name      string
+	pageSize  int
 }
 
 // bucketName follows the GCS naming rules closely enough to catch typos and
@@ -130,7 +149,7 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$`)
 // New opens the bucket cfg.Bucket. It validates the configuration and builds
 // the client without a request, unless cfg.CreateBucket asks it to create a
 // missing bucket.
-func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
+func New(ctx context.Context, cfg drivers.Config) (driver.Bucket, error) {
 	if err := cfg.Require("bucket", cfg.Bucket); err != nil {
 		return nil, err
 	}
@@ -144,10 +163,6 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := cfg.CertPool()
-	if err != nil {
-		return nil, err
-	}
 	key, err := parseServiceAccount(cfg)
 	if err != nil {
 		return nil, err
@@ -156,13 +171,13 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		return nil, cfg.Invalid("endpoint", "is plain http://, which is for emulators only and never carries credentials; use https:// or drop secret key %s", SecretServiceAccountJSON)
 	}
 
-	var tokenClient *http.Client
-	var base *http.Transport
-	if pool != nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
-		base.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		tokenClient = &http.Client{Transport: base}
+	// Our transport for storage and token requests alike: the CA bundle
+	// and the timeouts apply to both.
+	base, err := cfg.NewTransport()
+	if err != nil {
+		return nil, err
 	}
+	tokenClient := &http.Client{Transport: base}
 
 	// With GOOGLE_SDK_GO_LOGGING_LEVEL set, the SDK logs requests and
 	// responses, token exchanges included; a driver must not log, so the SDK
@@ -183,25 +198,23 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		}
 		opts = append(opts, option.WithAuthCredentials(creds))
 	}
-	if base != nil {
-		// A custom transport means the SDK no longer adds authentication
-		// itself, so wrap the base transport with the credentials here.
-		hc := &http.Client{Transport: base}
-		if creds != nil {
-			hc, err = authhttp.NewClient(&authhttp.Options{BaseRoundTripper: base, Credentials: creds, Logger: silent})
-			if err != nil {
-				return nil, cfg.Invalid("caBundle", "cannot build an HTTP client: %v", err)
-			}
+	// A custom transport means the SDK no longer adds authentication
+	// itself, so wrap the base transport with the credentials here.
+	hc := &http.Client{Transport: base}
+	if creds != nil {
+		hc, err = authhttp.NewClient(&authhttp.Options{BaseRoundTripper: base, Credentials: creds, Logger: silent})
+		if err != nil {
+			return nil, cfg.Invalid("secret key "+SecretServiceAccountJSON, "cannot build an HTTP client: %v", err)
 		}
-		opts = append(opts, option.WithHTTPClient(hc))
 	}
+	opts = append(opts, option.WithHTTPClient(hc))
 
 	client, err := gcstorage.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, cfg.Invalid("endpoint", "cannot create a storage client: %v", err)
 	}
 	client.SetRetry(gcstorage.WithPolicy(gcstorage.RetryNever))
-	b := &Bucket{client: client, bucket: client.Bucket(cfg.Bucket), name: cfg.Bucket, pageSize: cfg.ListPageSize}
+	b := &Bucket{client: client, transport: base, bucket: client.Bucket(cfg.Bucket), name: cfg.Bucket, pageSize: cfg.ListPageSize}
 	if cfg.CreateBucket {
 		if err := b.ensureBucket(ctx, cfg, key); err != nil {
 			client.Close()
@@ -349,4 +362,7 @@ func (b *Bucket) ensureBucket(ctx context.Context, cfg drivers.Config, sa *servi
 
 func (b *Bucket) Limits() drivers.Limits { return limits }
 
-func (b *Bucket) Close() error { return b.client.Close() }
+func (b *Bucket) Close() error {
+	b.transport.CloseIdleConnections()
+	return b.client.Close()
+}

@@ -3,7 +3,6 @@ package gcs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // checkKey rejects keys GCS would refuse or that would reach into the
@@ -61,54 +61,15 @@ func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if err := checkKey("read", key); err != nil {
 		return nil, err
 	}
-	if offset < 0 || length < -1 {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("invalid range offset %d length %d", offset, length))
-	}
-	if length == 0 {
-		// The SDK sends no Range header for a zero length, so the service
-		// cannot tell us whether offset is inside the object.
-		return b.emptyRead(ctx, key, offset)
-	}
 	r, err := b.bucket.Object(key).NewRangeReader(ctx, offset, length)
 	if httpStatus(err) == http.StatusRequestedRangeNotSatisfiable {
-		// GCS answers 416 for any offset >= size, but the contract reads
-		// offset == size as an empty range and only offset > size as wrong.
-		return b.emptyRead(ctx, key, offset)
+		return nil, driver.ErrInvalidRange
 	}
 	if err != nil {
 		return nil, classify("read", key, err)
 	}
-	return &reader{r: r, key: key}, nil
+	return r, nil
 }
-
-// emptyRead returns an empty reader when offset is the object's size (or
-// inside it, for a zero length), and a Permanent error when it is past it.
-func (b *Bucket) emptyRead(ctx context.Context, key string, offset int64) (io.ReadCloser, error) {
-	attrs, err := b.bucket.Object(key).Attrs(ctx)
-	if err != nil {
-		return nil, classify("read", key, err)
-	}
-	if offset > attrs.Size {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("offset %d is past the end (size %d)", offset, attrs.Size))
-	}
-	return io.NopCloser(strings.NewReader("")), nil
-}
-
-// reader classifies the errors of a body that breaks off mid-read.
-type reader struct {
-	r   *gcstorage.Reader
-	key string
-}
-
-func (r *reader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = classify("read", r.key, err)
-	}
-	return n, err
-}
-
-func (r *reader) Close() error { return r.r.Close() }
 
 func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
 	q := &gcstorage.Query{Prefix: prefix}
@@ -152,7 +113,27 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if err := checkKey("delete", key); err != nil {
 		return err
 	}
-	return deleteObject(ctx, b.bucket.Object(key), "delete", key)
+	err := b.bucket.Object(key).Delete(ctx)
+	if errors.Is(err, gcstorage.ErrObjectNotExist) {
+		// GCS answers the same 404 for a missing object and a missing
+		// bucket; a missing object is what Delete wants, a missing bucket
+		// is a mistyped repo and must not look like success.
+		return b.bucketExists(ctx, "delete", key)
+	}
+	return classify("delete", key, err)
+}
+
+// bucketExists returns nil when the bucket exists and NotFound when it does
+// not. It lists (storage.objects.list, which backups need anyway) rather
+// than reading the bucket's metadata, which needs storage.buckets.get.
+func (b *Bucket) bucketExists(ctx context.Context, op, key string) error {
+	it := b.bucket.Objects(ctx, &gcstorage.Query{Prefix: key})
+	it.PageInfo().MaxSize = 1
+	_, err := it.Next()
+	if err == nil || errors.Is(err, iterator.Done) {
+		return nil
+	}
+	return classify(op, key, err)
 }
 
 // deleteObject deletes o; an object that is already gone is not an error.

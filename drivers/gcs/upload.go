@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // Names inside the staging area. The marker sits beside the upload's
@@ -77,7 +78,7 @@ func (b *Bucket) write(ctx context.Context, name, ctype string, data []byte, met
 	return err
 }
 
-func (b *Bucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
+func (b *Bucket) NewUpload(ctx context.Context, key string) (driver.Upload, error) {
 	if err := checkKey("begin upload", key); err != nil {
 		return nil, err
 	}
@@ -151,13 +152,7 @@ type upload struct {
 func (u *upload) Key() string { return u.key }
 
 func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
-	op := fmt.Sprintf("put part %d", n)
-	if n < 1 || n > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part number must be 1..%d", limits.MaxParts))
-	}
-	if int64(len(data)) > limits.MaxPartSize {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part is %d bytes, more than %d", len(data), limits.MaxPartSize))
-	}
+	const op = "put part"
 	if err := ctx.Err(); err != nil {
 		return classify(op, u.key, err)
 	}
@@ -175,9 +170,6 @@ type source struct {
 
 func (u *upload) Complete(ctx context.Context, parts int) error {
 	const op = "complete upload"
-	if parts < 0 || parts > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part count must be 0..%d", limits.MaxParts))
-	}
 	if err := ctx.Err(); err != nil {
 		return classify(op, u.key, err)
 	}
@@ -302,7 +294,5 @@ func (u *upload) compose(ctx context.Context, dst, ctype string, srcs []source) 
 }
 
 func (u *upload) Abort(ctx context.Context) error {
-	cctx, cancel := drivers.CleanupContext(ctx)
-	defer cancel()
-	return u.b.purge(cctx, u.id, u.key)
+	return u.b.purge(ctx, u.id, u.key)
 }

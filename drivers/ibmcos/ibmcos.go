@@ -13,25 +13,27 @@
 // A Secret holding both kinds is refused: silently preferring one would hide
 // which identity a backup really runs as.
 //
-// Like drivers/s3 it is a thin translation layer over the low-level multipart
-// calls: it keeps the ETag of every part it put, and maps every SDK error to a
-// drivers.Code once, in classify. It must not retry (the archiver does, by
-// class), log credentials or tokens, or let an SDK type cross the drivers
-// interface. The structure deliberately mirrors drivers/s3, but shares no code
-// with it: the two SDKs have nothing in common at the type level.
+// The product uses IBM's SDK for COS (its IAM token handling is the
+// supported one). The S3 protocol logic it shares with drivers/s3 (ETag
+// bookkeeping, 416 handling, the delete rule, empty objects, the error-code
+// table) lives once in drivers/internal/s3like; this package adapts the SDK's
+// calls to s3like.Client and reads the SDK's own failure codes. It must not
+// retry (the portable layer does, by class), log credentials or tokens, or
+// let an SDK type cross the driver interface.
+//
+// Repo URL: ibmcos://bucket/prefix?endpoint=&region=&path_style=&auth_endpoint=,
+// credentials in CLOUD_OBJECT_STORAGE_HMAC_ACCESS_KEY_ID and
+// CLOUD_OBJECT_STORAGE_HMAC_SECRET_ACCESS_KEY, or CLOUD_OBJECT_STORAGE_API_KEY
+// and CLOUD_OBJECT_STORAGE_SERVICE_INSTANCE_ID.
 package ibmcos
 
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/aws/awserr"
@@ -43,6 +45,8 @@ import (
 	cos3 "github.com/IBM/ibm-cos-sdk-go/service/s3"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
+	"github.com/dbarchive/dbarchive/drivers/internal/s3like"
 )
 
 // Type is the repo type this driver registers.
@@ -64,14 +68,25 @@ const DefaultRegion = "us-standard"
 // DefaultAuthEndpoint is IBM Cloud's IAM token endpoint.
 const DefaultAuthEndpoint = "https://iam.cloud.ibm.com/identity/token"
 
-// limits are IBM COS's multipart limits, the same as S3's.
-var limits = drivers.Limits{MaxParts: 10000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}
+func init() {
+	drivers.Register(drivers.Registration{
+		Type:   Type,
+		Scheme: "ibmcos",
+		Params: []string{"endpoint", "region", "path_style", "auth_endpoint"},
+		Secrets: []drivers.SecretKey{
+			{Key: SecretHmacAccessKeyID, Env: "CLOUD_OBJECT_STORAGE_HMAC_ACCESS_KEY_ID"},
+			{Key: SecretHmacSecretAccessKey, Env: "CLOUD_OBJECT_STORAGE_HMAC_SECRET_ACCESS_KEY"},
+			{Key: SecretAPIKey, Env: "CLOUD_OBJECT_STORAGE_API_KEY"},
+			{Key: SecretServiceInstanceID, Env: "CLOUD_OBJECT_STORAGE_SERVICE_INSTANCE_ID"},
+		},
+		Open: New,
+	})
+}
 
-func init() { drivers.Register(Type, New) }
-
-// Bucket is an ibmcos repo.
-type Bucket struct {
-	client    *cos3.S3
+// client adapts IBM's SDK to s3like.Client.
+type client struct {
+	sdkErrors
+	s3        *cos3.S3
 	transport *http.Transport
 	bucket    string
 	pageSize  int64
@@ -80,7 +95,7 @@ type Bucket struct {
 // New validates cfg and opens the bucket. No request is sent (not even to the
 // token endpoint) unless cfg.CreateBucket asks for the bucket to be created
 // when missing.
-func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
+func New(ctx context.Context, cfg drivers.Config) (driver.Bucket, error) {
 	if err := cfg.Require("bucket", cfg.Bucket); err != nil {
 		return nil, err
 	}
@@ -112,10 +127,6 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 	case !apiKey.IsZero() && instanceID.IsZero():
 		return nil, cfg.Invalid("secret key "+SecretServiceInstanceID, "is required with %s", SecretAPIKey)
 	}
-	pool, err := cfg.CertPool()
-	if err != nil {
-		return nil, err
-	}
 	if cfg.ListPageSize < 0 {
 		return nil, cfg.Invalid("listPageSize", "must not be negative")
 	}
@@ -128,9 +139,9 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		authEndpoint = DefaultAuthEndpoint
 	}
 
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if pool != nil {
-		transport.TLSClientConfig.RootCAs = pool
+	transport, err := cfg.NewTransport()
+	if err != nil {
+		return nil, err
 	}
 	httpClient := &http.Client{Transport: transport}
 
@@ -139,9 +150,9 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		Region:           aws.String(region),
 		S3ForcePathStyle: aws.Bool(cfg.PathStyle),
 		HTTPClient:       httpClient,
-		// One attempt per call, for the token exchange too: the archiver
-		// retries by the Transient class with its own backoff and budget;
-		// SDK retries underneath would multiply the attempts.
+		// One attempt per call, for the token exchange too: the portable
+		// layer retries by class with its backoff and budget; SDK retries
+		// underneath would multiply the attempts.
 		MaxRetries: aws.Int(0),
 		// Never aws.LogDebug: the IAM signer logs the Authorization header.
 		LogLevel: aws.LogLevel(aws.LogOff),
@@ -168,76 +179,69 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 	if err != nil {
 		return nil, cfg.Invalid("serviceEndpoint", "cannot configure the IBM COS client: %v", err)
 	}
-	b := &Bucket{client: cos3.New(sess), transport: transport, bucket: cfg.Bucket, pageSize: int64(min(cfg.ListPageSize, 1000))}
+	c := &client{s3: cos3.New(sess), transport: transport, bucket: cfg.Bucket, pageSize: int64(min(cfg.ListPageSize, 1000))}
 	slog.Debug("opened ibmcos repo", "repo", cfg.Name, "bucket", cfg.Bucket, "credentials", source)
 	if cfg.CreateBucket {
-		if err := b.createBucket(ctx, cfg.Name); err != nil {
+		if err := c.createBucket(ctx, cfg.Name); err != nil {
 			return nil, err
 		}
 	}
-	return b, nil
+	return s3like.New(c), nil
 }
 
 // createBucket creates the bucket when HeadBucket says it is missing.
-func (b *Bucket) createBucket(ctx context.Context, repo string) error {
-	_, err := b.client.HeadBucketWithContext(ctx, &cos3.HeadBucketInput{Bucket: &b.bucket})
+func (c *client) createBucket(ctx context.Context, repo string) error {
+	_, err := c.s3.HeadBucketWithContext(ctx, &cos3.HeadBucketInput{Bucket: &c.bucket})
 	if err == nil {
 		return nil
 	}
-	if code(err) != drivers.NotFound {
-		return classify("head bucket", b.bucket, err)
+	if s3like.Code(c, err) != drivers.NotFound {
+		return classify("head bucket", c.bucket, err)
 	}
-	_, err = b.client.CreateBucketWithContext(ctx, &cos3.CreateBucketInput{Bucket: &b.bucket})
+	_, err = c.s3.CreateBucketWithContext(ctx, &cos3.CreateBucketInput{Bucket: &c.bucket})
 	var aerr awserr.Error
 	if err != nil && !(errors.As(err, &aerr) && aerr.Code() == cos3.ErrCodeBucketAlreadyOwnedByYou) {
-		return classify("create bucket", b.bucket, err)
+		return classify("create bucket", c.bucket, err)
 	}
-	slog.Info("created bucket", "repo", repo, "bucket", b.bucket)
+	slog.Info("created bucket", "repo", repo, "bucket", c.bucket)
 	return nil
 }
 
-func (b *Bucket) Limits() drivers.Limits { return limits }
-
-func (b *Bucket) Close() error {
-	b.transport.CloseIdleConnections()
-	return nil
-}
-
-// classify maps an SDK error to a drivers error class, naming op and key. It
-// is the only place that knows the SDK's error shapes.
+// classify maps an SDK error to a drivers error class, naming op and key.
 func classify(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return drivers.Errorf(code(err), op, key, err)
+	return drivers.Errorf(s3like.Code(sdkErrors{}, err), op, key, err)
 }
 
-func code(err error) drivers.Code {
+// sdkErrors reads the errors of IBM's fork of aws-sdk-go v1.
+type sdkErrors struct{}
+
+func (sdkErrors) ServiceCode(err error) (string, int) {
 	var aerr awserr.Error
 	if !errors.As(err, &aerr) {
-		if c := drivers.ClassifyNetwork(err); c != drivers.Unknown {
-			return c
-		}
-		return drivers.Permanent
+		return "", 0
 	}
-	switch aerr.Code() {
-	case cos3.ErrCodeNoSuchKey, "NotFound", cos3.ErrCodeNoSuchUpload, cos3.ErrCodeNoSuchBucket:
-		return drivers.NotFound
-	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-		return drivers.PermissionDenied
-	case "SlowDown", "RequestTimeout", "InternalError", request.ErrCodeResponseTimeout:
-		return drivers.Transient
-	case "InvalidRange":
-		return drivers.Permanent
-	}
+	status := 0
 	var reqErr awserr.RequestFailure
 	if errors.As(err, &reqErr) {
-		if c := drivers.ClassifyHTTPStatus(reqErr.StatusCode()); c != drivers.Unknown {
-			return c
-		}
+		status = reqErr.StatusCode()
 	}
-	// aws-sdk-go v1 errors do not implement Unwrap: walk OrigErr to reach a
-	// cancelled context, a broken connection or IAM's refusal.
+	return aerr.Code(), status
+}
+
+// Fallback reads what aws-sdk-go v1 reports without a service answer. Its
+// errors do not implement Unwrap: walk OrigErr to reach a cancelled context,
+// a broken connection or IAM's refusal.
+func (sdkErrors) Fallback(err error) drivers.Code {
+	var aerr awserr.Error
+	if !errors.As(err, &aerr) {
+		return drivers.Unknown
+	}
+	if aerr.Code() == request.ErrCodeResponseTimeout {
+		return drivers.Transient
+	}
 	for cause := aerr.OrigErr(); cause != nil; {
 		if c := drivers.ClassifyNetwork(cause); c != drivers.Unknown {
 			return c
@@ -265,238 +269,110 @@ func code(err error) drivers.Code {
 		// answer): an outage of the token service, worth retrying.
 		return drivers.Transient
 	}
-	return drivers.Permanent
+	return drivers.Unknown
 }
 
-func checkKey(op, key string) error {
-	if key == "" {
-		return drivers.Errorf(drivers.Permanent, op, key, errors.New("empty key"))
-	}
+func (c *client) Close() error {
+	c.transport.CloseIdleConnections()
 	return nil
 }
 
-func (b *Bucket) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
-	if err := checkKey("stat", key); err != nil {
-		return drivers.ObjectInfo{}, err
-	}
-	out, err := b.client.HeadObjectWithContext(ctx, &cos3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+func (c *client) Head(ctx context.Context, key string) (driver.ObjectInfo, error) {
+	out, err := c.s3.HeadObjectWithContext(ctx, &cos3.HeadObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
-		return drivers.ObjectInfo{}, classify("stat", key, err)
+		return driver.ObjectInfo{}, err
 	}
-	return drivers.ObjectInfo{Key: key, Size: aws.Int64Value(out.ContentLength), ModTime: aws.TimeValue(out.LastModified)}, nil
+	return driver.ObjectInfo{Key: key, Size: aws.Int64Value(out.ContentLength), ModTime: aws.TimeValue(out.LastModified)}, nil
 }
 
-func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	const op = "read"
-	if err := checkKey(op, key); err != nil {
-		return nil, err
+func (c *client) Get(ctx context.Context, key, rng string) (io.ReadCloser, error) {
+	in := &cos3.GetObjectInput{Bucket: &c.bucket, Key: &key}
+	if rng != "" {
+		in.Range = &rng
 	}
-	if offset < 0 || length < -1 {
-		return nil, drivers.Errorf(drivers.Permanent, op, key, fmt.Errorf("invalid range offset %d length %d", offset, length))
-	}
-	if length == 0 {
-		// HTTP has no empty range; Stat gives the same answers (NotFound,
-		// offset past the end) without a body.
-		return b.emptyAt(ctx, key, offset)
-	}
-	in := &cos3.GetObjectInput{Bucket: &b.bucket, Key: &key}
-	switch {
-	case offset == 0 && length == -1:
-		// The whole object: no Range, so an empty object reads fine.
-	case length == -1:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	default:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
-	}
-	out, err := b.client.GetObjectWithContext(ctx, in)
+	out, err := c.s3.GetObjectWithContext(ctx, in)
 	if err != nil {
-		var aerr awserr.Error
-		if errors.As(err, &aerr) && aerr.Code() == "InvalidRange" {
-			// COS answers 416 for a range that starts at the size, which the
-			// contract reads as zero bytes; only a start past it is an error.
-			return b.emptyAt(ctx, key, offset)
-		}
-		return nil, classify(op, key, err)
+		return nil, err
 	}
 	return out.Body, nil
 }
 
-// emptyAt returns an empty reader when offset is at most the size of key.
-func (b *Bucket) emptyAt(ctx context.Context, key string, offset int64) (io.ReadCloser, error) {
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return nil, err
+func (c *client) List(ctx context.Context, prefix string, fn func([]driver.ObjectInfo)) error {
+	in := &cos3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: &prefix}
+	if c.pageSize > 0 {
+		in.MaxKeys = aws.Int64(c.pageSize)
 	}
-	if offset > info.Size {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("offset %d is past the end (size %d)", offset, info.Size))
-	}
-	return io.NopCloser(bytes.NewReader(nil)), nil
-}
-
-func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
-	in := &cos3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}
-	if b.pageSize > 0 {
-		in.MaxKeys = aws.Int64(b.pageSize)
-	}
-	var out []drivers.ObjectInfo
-	// COS lists in UTF-8 binary order, which is Go's string order: no sort.
-	err := b.client.ListObjectsV2PagesWithContext(ctx, in, func(page *cos3.ListObjectsV2Output, _ bool) bool {
-		for _, o := range page.Contents {
-			out = append(out, drivers.ObjectInfo{Key: aws.StringValue(o.Key), Size: aws.Int64Value(o.Size), ModTime: aws.TimeValue(o.LastModified)})
+	return c.s3.ListObjectsV2PagesWithContext(ctx, in, func(page *cos3.ListObjectsV2Output, _ bool) bool {
+		out := make([]driver.ObjectInfo, len(page.Contents))
+		for i, o := range page.Contents {
+			out[i] = driver.ObjectInfo{Key: aws.StringValue(o.Key), Size: aws.Int64Value(o.Size), ModTime: aws.TimeValue(o.LastModified)}
 		}
+		fn(out)
 		return true
 	})
+}
+
+func (c *client) Delete(ctx context.Context, key string) error {
+	_, err := c.s3.DeleteObjectWithContext(ctx, &cos3.DeleteObjectInput{Bucket: &c.bucket, Key: &key})
+	return err
+}
+
+func (c *client) CreateUpload(ctx context.Context, key string) (string, error) {
+	out, err := c.s3.CreateMultipartUploadWithContext(ctx, &cos3.CreateMultipartUploadInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
-		return nil, classify("list", prefix, err)
+		return "", err
 	}
-	return out, nil
+	return aws.StringValue(out.UploadId), nil
 }
 
-func (b *Bucket) Delete(ctx context.Context, key string) error {
-	if err := checkKey("delete", key); err != nil {
-		return err
-	}
-	_, err := b.client.DeleteObjectWithContext(ctx, &cos3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
-	if err != nil && code(err) != drivers.NotFound {
-		return classify("delete", key, err)
-	}
-	return nil
-}
-
-func (b *Bucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
-	const op = "begin upload"
-	if err := checkKey(op, key); err != nil {
-		return nil, err
-	}
-	out, err := b.client.CreateMultipartUploadWithContext(ctx, &cos3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &key})
-	if err != nil {
-		return nil, classify(op, key, err)
-	}
-	return &upload{b: b, key: key, id: aws.StringValue(out.UploadId), etags: map[int64]string{}}, nil
-}
-
-func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.PendingUpload, error) {
-	var out []drivers.PendingUpload
-	err := b.client.ListMultipartUploadsPagesWithContext(ctx, &cos3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: &prefix},
-		func(page *cos3.ListMultipartUploadsOutput, _ bool) bool {
-			for _, u := range page.Uploads {
-				out = append(out, drivers.PendingUpload{Key: aws.StringValue(u.Key), ID: aws.StringValue(u.UploadId), Initiated: aws.TimeValue(u.Initiated)})
-			}
-			return true
-		})
-	if err != nil {
-		var aerr awserr.Error
-		if errors.As(err, &aerr) && aerr.Code() == cos3.ErrCodeNoSuchUpload {
-			// gofakes3 answers NoSuchUpload for a bucket that never had an
-			// upload; COS itself lists nothing. Either way: none.
-			return nil, nil
-		}
-		return nil, classify("list uploads", prefix, err)
-	}
-	return out, nil
-}
-
-func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error {
-	return b.abort(ctx, p.Key, p.ID)
-}
-
-// abort ends a multipart upload; one that is already gone is not an error.
-func (b *Bucket) abort(ctx context.Context, key, id string) error {
-	_, err := b.client.AbortMultipartUploadWithContext(ctx, &cos3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: &id})
-	if err != nil && code(err) != drivers.NotFound {
-		return classify("abort upload", key, err)
-	}
-	return nil
-}
-
-type upload struct {
-	b   *Bucket
-	key string
-	id  string
-
-	mu    sync.Mutex
-	etags map[int64]string // by part number; a re-put replaces
-}
-
-func (u *upload) Key() string { return u.key }
-
-func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
-	op := fmt.Sprintf("put part %d", n)
-	if n < 1 || n > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part number must be 1..%d", limits.MaxParts))
-	}
-	if int64(len(data)) > limits.MaxPartSize {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part of %d bytes exceeds the %d-byte limit", len(data), limits.MaxPartSize))
-	}
-	sum := md5.Sum(data)
-	out, err := u.b.client.UploadPartWithContext(ctx, &cos3.UploadPartInput{
-		Bucket:        &u.b.bucket,
-		Key:           &u.key,
-		UploadId:      &u.id,
+func (c *client) UploadPart(ctx context.Context, key, id string, n int, data []byte, contentMD5 string) (string, error) {
+	out, err := c.s3.UploadPartWithContext(ctx, &cos3.UploadPartInput{
+		Bucket:        &c.bucket,
+		Key:           &key,
+		UploadId:      &id,
 		PartNumber:    aws.Int64(int64(n)),
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
-		// COS verifies the part against it: corruption on the way is a
-		// failed request, not a bad backup.
-		ContentMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentMD5:    &contentMD5,
 	})
 	if err != nil {
-		return classify(op, u.key, err)
+		return "", err
 	}
-	u.mu.Lock()
-	u.etags[int64(n)] = aws.StringValue(out.ETag)
-	u.mu.Unlock()
-	return nil
+	return aws.StringValue(out.ETag), nil
 }
 
-func (u *upload) Complete(ctx context.Context, parts int) error {
-	const op = "complete upload"
-	if parts < 0 || parts > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part count must be 0..%d", limits.MaxParts))
+func (c *client) CompleteUpload(ctx context.Context, key, id string, parts []s3like.Part) error {
+	completed := make([]*cos3.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = &cos3.CompletedPart{PartNumber: aws.Int64(int64(p.N)), ETag: aws.String(p.ETag)}
 	}
-	if parts == 0 {
-		return u.completeEmpty(ctx)
-	}
-	completed := make([]*cos3.CompletedPart, parts)
-	u.mu.Lock()
-	for i := range completed {
-		n := int64(i + 1)
-		etag, ok := u.etags[n]
-		if !ok {
-			u.mu.Unlock()
-			// Checked here, not left to the service, so a hole can never
-			// become a truncated object that looks like a backup.
-			return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part %d was not put", n))
-		}
-		completed[i] = &cos3.CompletedPart{PartNumber: aws.Int64(n), ETag: aws.String(etag)}
-	}
-	u.mu.Unlock()
-	_, err := u.b.client.CompleteMultipartUploadWithContext(ctx, &cos3.CompleteMultipartUploadInput{
-		Bucket:          &u.b.bucket,
-		Key:             &u.key,
-		UploadId:        &u.id,
+	_, err := c.s3.CompleteMultipartUploadWithContext(ctx, &cos3.CompleteMultipartUploadInput{
+		Bucket:          &c.bucket,
+		Key:             &key,
+		UploadId:        &id,
 		MultipartUpload: &cos3.CompletedMultipartUpload{Parts: completed},
 	})
-	return classify(op, u.key, err)
+	return err
 }
 
-// completeEmpty makes a zero-byte object: a multipart upload cannot complete
-// without parts, so the upload is dropped and the object is put whole.
-func (u *upload) completeEmpty(ctx context.Context) error {
-	if err := u.b.abort(ctx, u.key, u.id); err != nil {
-		return err
-	}
-	_, err := u.b.client.PutObjectWithContext(ctx, &cos3.PutObjectInput{
-		Bucket:        &u.b.bucket,
-		Key:           &u.key,
-		Body:          bytes.NewReader(nil),
-		ContentLength: aws.Int64(0),
-	})
-	return classify("complete upload", u.key, err)
+func (c *client) AbortUpload(ctx context.Context, key, id string) error {
+	_, err := c.s3.AbortMultipartUploadWithContext(ctx, &cos3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &id})
+	return err
 }
 
-func (u *upload) Abort(ctx context.Context) error {
-	ctx, cancel := drivers.CleanupContext(ctx)
-	defer cancel()
-	return u.b.abort(ctx, u.key, u.id)
+func (c *client) ListUploads(ctx context.Context, prefix string) ([]driver.PendingUpload, error) {
+	var out []driver.PendingUpload
+	err := c.s3.ListMultipartUploadsPagesWithContext(ctx, &cos3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: &prefix},
+		func(page *cos3.ListMultipartUploadsOutput, _ bool) bool {
+			for _, u := range page.Uploads {
+				out = append(out, driver.PendingUpload{Key: aws.StringValue(u.Key), ID: aws.StringValue(u.UploadId), Initiated: aws.TimeValue(u.Initiated)})
+			}
+			return true
+		})
+	return out, err
+}
+
+func (c *client) PutEmpty(ctx context.Context, key string) error {
+	_, err := c.s3.PutObjectWithContext(ctx, &cos3.PutObjectInput{Bucket: &c.bucket, Key: &key, Body: bytes.NewReader(nil), ContentLength: aws.Int64(0)})
+	return err
 }

@@ -2,30 +2,28 @@
 // S3-compatible store reachable at an endpoint URL (MinIO, Ceph RGW, IBM COS
 // with HMAC keys, gofakes3 in tests).
 //
-// It is a thin translation layer over aws-sdk-go-v2's low-level multipart
-// calls: it keeps the ETag of every part it put so that Complete can assemble
-// exactly parts 1..n, and it maps every SDK error to a drivers.Code once, in
-// classify. It must not retry, log credentials, or let an SDK type cross the
-// drivers interface: retries and pacing belong to the archiver, which decides
-// from the error class.
+// It adapts aws-sdk-go-v2's low-level multipart calls to the client interface
+// of drivers/internal/s3like, which holds the protocol logic it shares with
+// drivers/ibmcos (ETag bookkeeping, 416 handling, the delete rule, empty
+// objects). The SDK's own retries are off: the portable layer
+// (*drivers.Bucket) retries every call by error class.
 //
 // Credentials come from the repo's Secret (keys AccessKeyId, SecretAccessKey
 // and optionally SessionToken) or, when the Secret has none, from the SDK's
 // default chain (environment, shared profile, IRSA web identity, instance
 // role), so a pod with a service account needs no static keys.
+//
+// Repo URL: s3://bucket/prefix?endpoint=&region=&path_style=, credentials in
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
 package s3
 
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -36,6 +34,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/drivers/driver"
+	"github.com/dbarchive/dbarchive/drivers/internal/s3like"
 )
 
 // Type is the repo type this driver registers.
@@ -52,14 +52,24 @@ const (
 // stores generally accept any region; AWS redirects to the right one.
 const DefaultRegion = "us-east-1"
 
-// limits are S3's documented multipart limits.
-var limits = drivers.Limits{MaxParts: 10000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}
+func init() {
+	drivers.Register(drivers.Registration{
+		Type:   Type,
+		Scheme: "s3",
+		Params: []string{"endpoint", "region", "path_style"},
+		Secrets: []drivers.SecretKey{
+			{Key: SecretAccessKeyID, Env: "AWS_ACCESS_KEY_ID"},
+			{Key: SecretSecretAccessKey, Env: "AWS_SECRET_ACCESS_KEY"},
+			{Key: SecretSessionToken, Env: "AWS_SESSION_TOKEN"},
+		},
+		Open: New,
+	})
+}
 
-func init() { drivers.Register(Type, New) }
-
-// Bucket is an s3 repo.
-type Bucket struct {
-	client   *awss3.Client
+// client adapts aws-sdk-go-v2 to s3like.Client.
+type client struct {
+	sdkErrors
+	s3       *awss3.Client
 	http     aws.HTTPClient
 	bucket   string
 	pageSize int32
@@ -67,7 +77,7 @@ type Bucket struct {
 
 // New validates cfg and opens the bucket. No request is sent unless
 // cfg.CreateBucket asks for the bucket to be created when missing.
-func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
+func New(ctx context.Context, cfg drivers.Config) (driver.Bucket, error) {
 	if err := cfg.Require("bucket", cfg.Bucket); err != nil {
 		return nil, err
 	}
@@ -81,8 +91,7 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 	if !static && !cfg.Secrets.Get(SecretSessionToken).IsZero() {
 		return nil, cfg.Invalid("secret key "+SecretSessionToken, "is set without %s and %s", SecretAccessKeyID, SecretSecretAccessKey)
 	}
-	pool, err := cfg.CertPool()
-	if err != nil {
+	if _, err := cfg.CertPool(); err != nil {
 		return nil, err
 	}
 	if cfg.ListPageSize < 0 {
@@ -93,18 +102,19 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		region = DefaultRegion
 	}
 
+	// The SDK's buildable client, so that AWS_CA_BUNDLE still applies, with
+	// the timeouts and CA bundle every HTTP driver gets.
+	var trErr error
 	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		if pool != nil {
-			tr.TLSClientConfig.RootCAs = pool
-		}
+		trErr = cfg.ConfigureTransport(tr)
 	})
 
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
 		config.WithHTTPClient(httpClient),
-		// One attempt per call: the archiver retries by the Transient class
-		// with its own backoff and budget. SDK retries underneath would
-		// multiply the attempts and hide how long a part really took.
+		// One attempt per call: the portable layer retries by class with
+		// its backoff and budget; SDK retries underneath would multiply the
+		// attempts and hide how long a call really took.
 		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 		// S3-compatible stores (IBM COS, gofakes3, older MinIO) reject the
 		// flexible-checksum trailers aws-sdk-go-v2 sends by default; parts
@@ -128,95 +138,77 @@ func New(ctx context.Context, cfg drivers.Config) (drivers.Bucket, error) {
 		return nil, cfg.Invalid("credentials", "cannot load the AWS default configuration: %v", err)
 	}
 	// Freeze the client the loader may have extended (AWS_CA_BUNDLE), so
-	// Close can drop its idle connections.
+	// Close can drop its idle connections; freezing builds the transport.
 	if bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient); ok {
 		awsCfg.HTTPClient = bc.Freeze()
 	}
-	client := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
-		if cfg.Endpoint != "" {
-			o.BaseEndpoint = aws.String(cfg.Endpoint)
-		}
-		o.UsePathStyle = cfg.PathStyle
-	})
-	b := &Bucket{client: client, http: awsCfg.HTTPClient, bucket: cfg.Bucket, pageSize: int32(min(cfg.ListPageSize, 1000))}
+	if trErr != nil {
+		return nil, trErr
+	}
+	c := &client{
+		s3: awss3.NewFromConfig(awsCfg, func(o *awss3.Options) {
+			if cfg.Endpoint != "" {
+				o.BaseEndpoint = aws.String(cfg.Endpoint)
+			}
+			o.UsePathStyle = cfg.PathStyle
+		}),
+		http:     awsCfg.HTTPClient,
+		bucket:   cfg.Bucket,
+		pageSize: int32(min(cfg.ListPageSize, 1000)),
+	}
 	slog.Debug("opened s3 repo", "repo", cfg.Name, "bucket", cfg.Bucket, "region", region, "credentials", source)
 	if cfg.CreateBucket {
-		if err := b.createBucket(ctx, cfg.Name, region); err != nil {
+		if err := c.createBucket(ctx, cfg.Name, region); err != nil {
 			return nil, err
 		}
 	}
-	return b, nil
+	return s3like.New(c), nil
 }
 
 // createBucket creates the bucket when HeadBucket says it is missing.
-func (b *Bucket) createBucket(ctx context.Context, repo, region string) error {
-	_, err := b.client.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: &b.bucket})
+func (c *client) createBucket(ctx context.Context, repo, region string) error {
+	_, err := c.s3.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: &c.bucket})
 	if err == nil {
 		return nil
 	}
-	if drivers.CodeOf(classify("head bucket", b.bucket, err)) != drivers.NotFound {
-		return classify("head bucket", b.bucket, err)
+	if s3like.Code(c, err) != drivers.NotFound {
+		return classify("head bucket", c.bucket, err)
 	}
-	in := &awss3.CreateBucketInput{Bucket: &b.bucket}
+	in := &awss3.CreateBucketInput{Bucket: &c.bucket}
 	// us-east-1 is the one region that must not be named as a constraint.
 	if region != DefaultRegion {
 		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(region)}
 	}
-	_, err = b.client.CreateBucket(ctx, in)
+	_, err = c.s3.CreateBucket(ctx, in)
 	var owned *types.BucketAlreadyOwnedByYou
 	if err != nil && !errors.As(err, &owned) {
-		return classify("create bucket", b.bucket, err)
+		return classify("create bucket", c.bucket, err)
 	}
-	slog.Info("created bucket", "repo", repo, "bucket", b.bucket)
+	slog.Info("created bucket", "repo", repo, "bucket", c.bucket)
 	return nil
 }
 
-func (b *Bucket) Limits() drivers.Limits { return limits }
-
-func (b *Bucket) Close() error {
-	if c, ok := b.http.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-	return nil
-}
-
-// classify maps an SDK error to a drivers error class, naming op and key. It
-// is the only place that knows the SDK's error shapes.
+// classify maps an SDK error to a drivers error class, naming op and key.
 func classify(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return drivers.Errorf(code(err), op, key, err)
+	return drivers.Errorf(s3like.Code(sdkErrors{}, err), op, key, err)
 }
 
-func code(err error) drivers.Code {
-	status := responseStatus(err)
-	// A request that got no answer is classed by what broke: a cancelled
-	// context (final), a deadline or a dropped connection (worth a retry).
-	// The SDK wraps those in its own operation errors, which unwrap.
-	if status == 0 {
-		if c := drivers.ClassifyNetwork(err); c != drivers.Unknown {
-			return c
-		}
-	}
+// sdkErrors reads aws-sdk-go-v2's errors.
+type sdkErrors struct{}
+
+func (sdkErrors) ServiceCode(err error) (string, int) {
 	var apiErr smithy.APIError
+	code := ""
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchBucket":
-			return drivers.NotFound
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			return drivers.PermissionDenied
-		case "SlowDown", "RequestTimeout", "InternalError":
-			return drivers.Transient
-		case "InvalidRange":
-			return drivers.Permanent
-		}
+		code = apiErr.ErrorCode()
 	}
-	if c := drivers.ClassifyHTTPStatus(status); c != drivers.Unknown {
-		return c
-	}
-	return drivers.Permanent
+	return code, responseStatus(err)
 }
+
+func (sdkErrors) Fallback(error) drivers.Code { return drivers.Unknown }
 
 // responseStatus is the HTTP status the service answered with, or 0 when the
 // request got no answer. The SDK reports a failed send as a response error
@@ -229,235 +221,117 @@ func responseStatus(err error) int {
 	return respErr.HTTPStatusCode()
 }
 
-func checkKey(op, key string) error {
-	if key == "" {
-		return drivers.Errorf(drivers.Permanent, op, key, errors.New("empty key"))
+func (c *client) Close() error {
+	if h, ok := c.http.(interface{ CloseIdleConnections() }); ok {
+		h.CloseIdleConnections()
 	}
 	return nil
 }
 
-func (b *Bucket) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
-	if err := checkKey("stat", key); err != nil {
-		return drivers.ObjectInfo{}, err
-	}
-	out, err := b.client.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &b.bucket, Key: &key})
+func (c *client) Head(ctx context.Context, key string) (driver.ObjectInfo, error) {
+	out, err := c.s3.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
-		return drivers.ObjectInfo{}, classify("stat", key, err)
+		return driver.ObjectInfo{}, err
 	}
-	return drivers.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+	return driver.ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
-func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	const op = "read"
-	if err := checkKey(op, key); err != nil {
-		return nil, err
+func (c *client) Get(ctx context.Context, key, rng string) (io.ReadCloser, error) {
+	in := &awss3.GetObjectInput{Bucket: &c.bucket, Key: &key}
+	if rng != "" {
+		in.Range = &rng
 	}
-	if offset < 0 || length < -1 {
-		return nil, drivers.Errorf(drivers.Permanent, op, key, fmt.Errorf("invalid range offset %d length %d", offset, length))
-	}
-	if length == 0 {
-		// HTTP has no empty range; Stat gives the same answers (NotFound,
-		// offset past the end) without a body.
-		return b.emptyAt(ctx, key, offset)
-	}
-	in := &awss3.GetObjectInput{Bucket: &b.bucket, Key: &key}
-	switch {
-	case offset == 0 && length == -1:
-		// The whole object: no Range, so an empty object reads fine.
-	case length == -1:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
-	default:
-		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
-	}
-	out, err := b.client.GetObject(ctx, in)
+	out, err := c.s3.GetObject(ctx, in)
 	if err != nil {
-		var apiErr smithy.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "InvalidRange" {
-			// S3 answers 416 for a range that starts at the size, which the
-			// contract reads as zero bytes; only a start past it is an error.
-			return b.emptyAt(ctx, key, offset)
-		}
-		return nil, classify(op, key, err)
+		return nil, err
 	}
 	return out.Body, nil
 }
 
-// emptyAt returns an empty reader when offset is at most the size of key.
-func (b *Bucket) emptyAt(ctx context.Context, key string, offset int64) (io.ReadCloser, error) {
-	info, err := b.Stat(ctx, key)
-	if err != nil {
-		return nil, err
+func (c *client) List(ctx context.Context, prefix string, fn func([]driver.ObjectInfo)) error {
+	in := &awss3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: &prefix}
+	if c.pageSize > 0 {
+		in.MaxKeys = aws.Int32(c.pageSize)
 	}
-	if offset > info.Size {
-		return nil, drivers.Errorf(drivers.Permanent, "read", key, fmt.Errorf("offset %d is past the end (size %d)", offset, info.Size))
-	}
-	return io.NopCloser(bytes.NewReader(nil)), nil
-}
-
-func (b *Bucket) List(ctx context.Context, prefix string) ([]drivers.ObjectInfo, error) {
-	in := &awss3.ListObjectsV2Input{Bucket: &b.bucket, Prefix: &prefix}
-	if b.pageSize > 0 {
-		in.MaxKeys = aws.Int32(b.pageSize)
-	}
-	var out []drivers.ObjectInfo
-	// S3 lists in UTF-8 binary order, which is Go's string order: no sort.
-	p := awss3.NewListObjectsV2Paginator(b.client, in)
+	p := awss3.NewListObjectsV2Paginator(c.s3, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, classify("list", prefix, err)
+			return err
 		}
-		for _, o := range page.Contents {
-			out = append(out, drivers.ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+		out := make([]driver.ObjectInfo, len(page.Contents))
+		for i, o := range page.Contents {
+			out[i] = driver.ObjectInfo{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
 		}
-	}
-	return out, nil
-}
-
-func (b *Bucket) Delete(ctx context.Context, key string) error {
-	if err := checkKey("delete", key); err != nil {
-		return err
-	}
-	_, err := b.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &b.bucket, Key: &key})
-	if err != nil && drivers.CodeOf(classify("delete", key, err)) != drivers.NotFound {
-		return classify("delete", key, err)
+		fn(out)
 	}
 	return nil
 }
 
-func (b *Bucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
-	const op = "begin upload"
-	if err := checkKey(op, key); err != nil {
-		return nil, err
-	}
-	out, err := b.client.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &b.bucket, Key: &key})
+func (c *client) Delete(ctx context.Context, key string) error {
+	_, err := c.s3.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &c.bucket, Key: &key})
+	return err
+}
+
+func (c *client) CreateUpload(ctx context.Context, key string) (string, error) {
+	out, err := c.s3.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
-		return nil, classify(op, key, err)
+		return "", err
 	}
-	return &upload{b: b, key: key, id: aws.ToString(out.UploadId), etags: map[int32]string{}}, nil
+	return aws.ToString(out.UploadId), nil
 }
 
-func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.PendingUpload, error) {
-	var out []drivers.PendingUpload
-	p := awss3.NewListMultipartUploadsPaginator(b.client, &awss3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: &prefix})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			var apiErr smithy.APIError
-			if errors.As(err, &apiErr) && apiErr.ErrorCode() == "NoSuchUpload" {
-				// gofakes3 answers NoSuchUpload for a bucket that never had
-				// an upload; S3 itself lists nothing. Either way: none.
-				return nil, nil
-			}
-			return nil, classify("list uploads", prefix, err)
-		}
-		for _, u := range page.Uploads {
-			out = append(out, drivers.PendingUpload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
-		}
-	}
-	return out, nil
-}
-
-func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error {
-	return b.abort(ctx, p.Key, p.ID)
-}
-
-// abort ends a multipart upload; one that is already gone is not an error.
-func (b *Bucket) abort(ctx context.Context, key, id string) error {
-	_, err := b.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: &key, UploadId: &id})
-	if err != nil && drivers.CodeOf(classify("abort upload", key, err)) != drivers.NotFound {
-		return classify("abort upload", key, err)
-	}
-	return nil
-}
-
-type upload struct {
-	b   *Bucket
-	key string
-	id  string
-
-	mu    sync.Mutex
-	etags map[int32]string // by part number; a re-put replaces
-}
-
-func (u *upload) Key() string { return u.key }
-
-func (u *upload) PutPart(ctx context.Context, n int, data []byte) error {
-	op := fmt.Sprintf("put part %d", n)
-	if n < 1 || n > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part number must be 1..%d", limits.MaxParts))
-	}
-	if int64(len(data)) > limits.MaxPartSize {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part of %d bytes exceeds the %d-byte limit", len(data), limits.MaxPartSize))
-	}
-	sum := md5.Sum(data)
-	out, err := u.b.client.UploadPart(ctx, &awss3.UploadPartInput{
-		Bucket:        &u.b.bucket,
-		Key:           &u.key,
-		UploadId:      &u.id,
+func (c *client) UploadPart(ctx context.Context, key, id string, n int, data []byte, contentMD5 string) (string, error) {
+	out, err := c.s3.UploadPart(ctx, &awss3.UploadPartInput{
+		Bucket:        &c.bucket,
+		Key:           &key,
+		UploadId:      &id,
 		PartNumber:    aws.Int32(int32(n)),
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
-		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		ContentMD5:    &contentMD5,
 	})
 	if err != nil {
-		return classify(op, u.key, err)
+		return "", err
 	}
-	u.mu.Lock()
-	u.etags[int32(n)] = aws.ToString(out.ETag)
-	u.mu.Unlock()
-	return nil
+	return aws.ToString(out.ETag), nil
 }
 
-func (u *upload) Complete(ctx context.Context, parts int) error {
-	const op = "complete upload"
-	if parts < 0 || parts > limits.MaxParts {
-		return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part count must be 0..%d", limits.MaxParts))
+func (c *client) CompleteUpload(ctx context.Context, key, id string, parts []s3like.Part) error {
+	completed := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		completed[i] = types.CompletedPart{PartNumber: aws.Int32(int32(p.N)), ETag: aws.String(p.ETag)}
 	}
-	if parts == 0 {
-		return u.completeEmpty(ctx)
-	}
-	completed := make([]types.CompletedPart, parts)
-	u.mu.Lock()
-	for i := range completed {
-		n := int32(i + 1)
-		etag, ok := u.etags[n]
-		if !ok {
-			u.mu.Unlock()
-			// Checked here, not left to the service: some S3-compatible
-			// stores assemble whatever parts they are given, and a hole
-			// would make a truncated object that looks like a backup.
-			return drivers.Errorf(drivers.Permanent, op, u.key, fmt.Errorf("part %d was not put", n))
-		}
-		completed[i] = types.CompletedPart{PartNumber: aws.Int32(n), ETag: aws.String(etag)}
-	}
-	u.mu.Unlock()
-	_, err := u.b.client.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
-		Bucket:          &u.b.bucket,
-		Key:             &u.key,
-		UploadId:        &u.id,
+	_, err := c.s3.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{
+		Bucket:          &c.bucket,
+		Key:             &key,
+		UploadId:        &id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
 	})
-	return classify(op, u.key, err)
+	return err
 }
 
-// completeEmpty makes a zero-byte object: S3 refuses to complete a multipart
-// upload without parts, so the upload is dropped and the object is put whole.
-func (u *upload) completeEmpty(ctx context.Context) error {
-	if err := u.b.abort(ctx, u.key, u.id); err != nil {
-		return err
+func (c *client) AbortUpload(ctx context.Context, key, id string) error {
+	_, err := c.s3.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &id})
+	return err
+}
+
+func (c *client) ListUploads(ctx context.Context, prefix string) ([]driver.PendingUpload, error) {
+	var out []driver.PendingUpload
+	p := awss3.NewListMultipartUploadsPaginator(c.s3, &awss3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range page.Uploads {
+			out = append(out, driver.PendingUpload{Key: aws.ToString(u.Key), ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
 	}
-	_, err := u.b.client.PutObject(ctx, &awss3.PutObjectInput{
-		Bucket:        &u.b.bucket,
-		Key:           &u.key,
-		Body:          bytes.NewReader(nil),
-		ContentLength: aws.Int64(0),
-	})
-	return classify("complete upload", u.key, err)
+	return out, nil
 }
 
-func (u *upload) Abort(ctx context.Context) error {
-	ctx, cancel := drivers.CleanupContext(ctx)
-	defer cancel()
-	return u.b.abort(ctx, u.key, u.id)
+func (c *client) PutEmpty(ctx context.Context, key string) error {
+	_, err := c.s3.PutObject(ctx, &awss3.PutObjectInput{Bucket: &c.bucket, Key: &key, Body: bytes.NewReader(nil), ContentLength: aws.Int64(0)})
+	return err
 }
