@@ -273,3 +273,32 @@ func TestIDsSortByTimeAndAreUnique(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelWithUploadsInFlight cancels a backup while every worker is stuck
+// in an upload and the part writer waits for one: the workers record their
+// failures while the writer reads why it was stopped. Under -race this
+// checks that the two meet only through synchronisation.
+func TestCancelWithUploadsInFlight(t *testing.T) {
+	inner, _ := openFS(t)
+	b := &stuckBucket{Bucket: inner}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const workers = 3
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for b.started.Load() < workers && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(20 * time.Millisecond) // let the writer block on a full pool
+		cancel()
+	}()
+	// Incompressible, so parts fill fast.
+	_, err := archiver.Backup(ctx, b, bytesSource(randomBytes(11, 4<<20)), archiver.BackupOptions{PartSize: 64 << 10, Concurrency: workers, Retry: fastRetry})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("Backup = %v, want interrupted by cancellation", err)
+	}
+	if b.started.Load() < workers {
+		t.Fatalf("only %d uploads started, want %d stuck at once", b.started.Load(), workers)
+	}
+	requireNothingLeft(t, inner, "")
+}

@@ -175,7 +175,9 @@ func putSmallObject(ctx context.Context, b drivers.Bucket, key string, data []by
 		err = completeUpload(ctx, b, u, 1, int64(len(data)), p, log)
 	}
 	if err != nil {
-		_ = u.Abort(ctx)
+		if aerr := u.Abort(ctx); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("abort the upload of %s: %w", key, aerr))
+		}
 	}
 	return err
 }
@@ -210,12 +212,9 @@ func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan,
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 
-	u, err := b.NewUpload(ctx, key)
-	if err != nil {
-		return uploadResult{}, fmt.Errorf("begin upload of %s: %w", key, err)
-	}
-	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
-	enc, err := zstd.NewWriter(pw,
+	// The encoder comes first: when it cannot be made, no upload has begun
+	// and no worker runs, so there is nothing to abort or to leak.
+	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)),
 		zstd.WithEncoderConcurrency(opts.EncoderConcurrency),
 		zstd.WithEncoderCRC(true),
@@ -224,9 +223,14 @@ func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan,
 		// output on database dumps.
 		zstd.WithWindowSize(2<<20))
 	if err != nil {
-		u.Abort(ctx)
-		return uploadResult{}, err
+		return uploadResult{}, fmt.Errorf("zstd encoder: %w", err)
 	}
+	u, err := b.NewUpload(ctx, key)
+	if err != nil {
+		return uploadResult{}, fmt.Errorf("begin upload of %s: %w", key, err)
+	}
+	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
+	enc.Reset(pw)
 	sw := &sourceWriter{w: enc, hash: sha256.New(), progress: opts.Progress}
 	stopWatchdog := watchStall(ctx, cancel, opts.StallTimeout, &sw.lastWrite)
 
@@ -357,8 +361,10 @@ type partWriter struct {
 	size  int64
 	hash  hash.Hash
 
-	errOnce sync.Once
-	err     error
+	// mu guards err: a worker records it while the writer, stopped by a
+	// cancellation of its own, may be reading it.
+	mu  sync.Mutex
+	err error
 }
 
 type part struct {
@@ -399,11 +405,24 @@ func (w *partWriter) work() {
 	}
 }
 
+// fail records the first upload error and stops the pipeline.
 func (w *partWriter) fail(err error) {
-	w.errOnce.Do(func() {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
 		w.err = err
+	}
+	w.mu.Unlock()
+	if first {
 		w.cancel(errUploadFailed)
-	})
+	}
+}
+
+// firstErr is the first upload error, or nil.
+func (w *partWriter) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 func (w *partWriter) Write(p []byte) (int, error) {
@@ -444,8 +463,8 @@ func (w *partWriter) takeBuffer() error {
 }
 
 func (w *partWriter) stopErr() error {
-	if w.err != nil {
-		return w.err
+	if err := w.firstErr(); err != nil {
+		return err
 	}
 	return context.Cause(w.ctx)
 }
@@ -483,5 +502,5 @@ func (w *partWriter) Close() error {
 func (w *partWriter) wait() error {
 	close(w.jobs)
 	w.wg.Wait()
-	return w.err
+	return w.firstErr()
 }

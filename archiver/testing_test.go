@@ -115,3 +115,39 @@ func (u *faultyUpload) Abort(ctx context.Context) error {
 	u.f.aborts.Add(1)
 	return u.Upload.Abort(ctx)
 }
+
+// stuckBucket wraps a Bucket whose part uploads hang until their context
+// ends, as on a frozen endpoint; started counts the puts that began.
+type stuckBucket struct {
+	drivers.Bucket
+	started atomic.Int64
+}
+
+func (s *stuckBucket) NewUpload(ctx context.Context, key string) (drivers.Upload, error) {
+	u, err := s.Bucket.NewUpload(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &stuckUpload{Upload: u, s: s}, nil
+}
+
+type stuckUpload struct {
+	drivers.Upload
+	s *stuckBucket
+}
+
+func (u *stuckUpload) PutPart(ctx context.Context, n int, data []byte) error {
+	u.s.started.Add(1)
+	<-ctx.Done()
+	return drivers.Errorf(drivers.CodeOf(ctx.Err()), "put part", u.Key(), ctx.Err())
+}
+
+// randomBytes returns n bytes zstd cannot shrink.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(r.Uint32())
+	}
+	return out
+}
