@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -301,4 +302,38 @@ func TestCancelWithUploadsInFlight(t *testing.T) {
 		t.Fatalf("only %d uploads started, want %d stuck at once", b.started.Load(), workers)
 	}
 	requireNothingLeft(t, inner, "")
+}
+
+// TestDroppedConnectionDuringRestoreIsRetried: a read that ends early with
+// an error the driver classified Transient (a reset connection; it also
+// matches io.ErrUnexpectedEOF) is retried, not reported as corruption.
+func TestDroppedConnectionDuringRestoreIsRetried(t *testing.T) {
+	ctx := context.Background()
+	inner, _ := openFS(t)
+	data := compressible(12, 1<<20)
+	m, err := archiver.Backup(ctx, inner, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := drivers.Errorf(drivers.Transient, "read", "data", fmt.Errorf("connection reset: %w", io.ErrUnexpectedEOF))
+	b := &faultyReads{Bucket: inner, suffix: archiver.DataObject, fault: func(off int64, earlier int) (func([]byte), error) {
+		if off > 0 && earlier == 0 {
+			return nil, dropped
+		}
+		return nil, nil
+	}}
+	var got bytes.Buffer
+	err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{ChunkSize: 64 << 10, Retry: fastRetry}, func(r io.Reader) error {
+		_, err := io.Copy(&got, r)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Restore over a dropping connection = %v, want success after retries", err)
+	}
+	if !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("restored %d bytes, want the %d backed up", got.Len(), len(data))
+	}
+	if n := b.readsAt(64 << 10); n != 2 {
+		t.Errorf("the range at 64 KiB was read %d times, want 2 (one dropped, one retry)", n)
+	}
 }

@@ -241,6 +241,11 @@ func (c *chunkReader) fetch(i int, buf []byte) chunk {
 		}
 		defer r.Close()
 		if _, err := io.ReadFull(r, buf); err != nil {
+			// A driver's classified error comes first: a dropped connection
+			// also matches io.ErrUnexpectedEOF, and is worth a retry.
+			if code := drivers.CodeOf(err); code != drivers.Unknown {
+				return drivers.Errorf(code, "read", c.key, err)
+			}
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 				return fmt.Errorf("data object %s ended before offset %d: %w", c.key, off+n, ErrChecksum)
 			}

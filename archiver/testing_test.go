@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,3 +152,59 @@ func randomBytes(seed uint64, n int) []byte {
 	}
 	return out
 }
+
+// readFault decides what one ranged read of the data object does: it gets
+// the read's offset and how many reads of that offset came before, and
+// returns a transform of the bytes read (nil: unchanged) and an error to
+// end the read with after half of them (nil: none).
+type readFault func(off int64, earlier int) (mangle func([]byte), err error)
+
+// faultyReads wraps a Bucket and injects faults into ranged reads of keys
+// ending in suffix; reads counts the reads per offset.
+type faultyReads struct {
+	drivers.Bucket
+	suffix string
+	fault  readFault
+	mu     sync.Mutex
+	reads  map[int64]int
+}
+
+func (f *faultyReads) NewRangeReader(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	r, err := f.Bucket.NewRangeReader(ctx, key, off, n)
+	if err != nil || !strings.HasSuffix(key, f.suffix) {
+		return r, err
+	}
+	f.mu.Lock()
+	if f.reads == nil {
+		f.reads = map[int64]int{}
+	}
+	earlier := f.reads[off]
+	f.reads[off]++
+	f.mu.Unlock()
+	mangle, ferr := f.fault(off, earlier)
+	if mangle == nil && ferr == nil {
+		return r, nil
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if mangle != nil {
+		mangle(data)
+	}
+	if ferr != nil {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), errReader{ferr})), nil
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (f *faultyReads) readsAt(off int64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads[off]
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
