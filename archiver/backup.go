@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -122,6 +123,27 @@ func Backup(ctx context.Context, b drivers.Bucket, src sources.Source, opts Back
 	if err != nil {
 		return fail(err)
 	}
+	// The data object alone, or with its parts object, is invisible; on a
+	// later failure remove it now rather than waiting for prune's sweep.
+	partsKey := objectKey(opts.Prefix, id, PartsObject)
+	cleanup := func(keys ...string) {
+		cctx, cancel := drivers.CleanupContext(ctx)
+		defer cancel()
+		for _, k := range keys {
+			if err := b.Delete(cctx, k); err != nil {
+				log.Warn("removing what the failed backup left failed; prune will sweep it", "key", k, "error", err)
+			}
+		}
+	}
+	parts, err := json.Marshal(&PartIndex{ID: id, Parts: res.partList})
+	if err == nil {
+		err = putSmallObject(ctx, b, partsKey, parts, opts.Retry, log)
+	}
+	if err != nil {
+		cleanup(dataKey)
+		return fail(fmt.Errorf("write parts object: %w", err))
+	}
+	partsSum := sha256.Sum256(parts)
 	m := &Manifest{
 		FormatVersion:      FormatVersion,
 		ID:                 id,
@@ -139,16 +161,14 @@ func Backup(ctx context.Context, b drivers.Bucket, src sources.Source, opts Back
 		StoredSHA256:       res.storedSHA,
 		PartSize:           plan.Base,
 		PartCount:          res.parts,
+		PartsObject:        PartsObject,
+		PartsSHA256:        hex.EncodeToString(partsSum[:]),
 	}
 	if f, ok := src.(sources.Formatted); ok {
 		m.Source.Format = f.Format()
 	}
 	if err := writeManifest(ctx, b, opts, m, log); err != nil {
-		// The data object alone is invisible; remove it now rather than
-		// waiting for prune's sweep.
-		cctx, cancel := drivers.CleanupContext(ctx)
-		_ = b.Delete(cctx, dataKey)
-		cancel()
+		cleanup(partsKey, dataKey)
 		return fail(fmt.Errorf("write manifest: %w", err))
 	}
 	log.Info("backup finished", "stored", m.StoredSize, "uncompressed", m.UncompressedSize, "parts", m.PartCount, "duration", m.Duration().Round(time.Millisecond))
@@ -201,6 +221,7 @@ func completeUpload(ctx context.Context, b drivers.Bucket, u drivers.Upload, par
 
 type uploadResult struct {
 	parts                        int
+	partList                     []PartInfo
 	storedSize, uncompressedSize int64
 	storedSHA, uncompressedSHA   string
 }
@@ -265,6 +286,7 @@ func upload(parent context.Context, b drivers.Bucket, key string, plan PartPlan,
 	}
 	return uploadResult{
 		parts:            pw.parts,
+		partList:         pw.partList(),
 		storedSize:       pw.size,
 		uncompressedSize: sw.size,
 		storedSHA:        hex.EncodeToString(pw.hash.Sum(nil)),
@@ -361,10 +383,11 @@ type partWriter struct {
 	size  int64
 	hash  hash.Hash
 
-	// mu guards err: a worker records it while the writer, stopped by a
-	// cancellation of its own, may be reading it.
-	mu  sync.Mutex
-	err error
+	// mu guards err and sums: a worker records an error while the writer,
+	// stopped by a cancellation of its own, may be reading it.
+	mu   sync.Mutex
+	err  error
+	sums map[int]PartInfo // by part number, of the parts uploaded
 }
 
 type part struct {
@@ -378,6 +401,7 @@ func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u driver
 		free: make(chan []byte, opts.Concurrency+1),
 		jobs: make(chan part),
 		hash: sha256.New(),
+		sums: map[int]PartInfo{},
 	}
 	for range opts.Concurrency + 1 {
 		w.free <- nil // buffers are allocated on first use, at the size then due
@@ -391,12 +415,18 @@ func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u driver
 func (w *partWriter) work() {
 	for p := range w.jobs {
 		if w.ctx.Err() == nil {
+			// Hashed here, in parallel, rather than in the writer, which
+			// already hashes the whole object.
+			sum := sha256.Sum256(p.data)
 			err := retry(w.ctx, w.retry, w.log, fmt.Sprintf("put part %d of %s", p.n, w.u.Key()), func(ctx context.Context) error {
 				return w.u.PutPart(ctx, p.n, p.data)
 			})
 			if err != nil {
 				w.fail(fmt.Errorf("upload part %d of %s: %w", p.n, w.u.Key(), err))
 			} else {
+				w.mu.Lock()
+				w.sums[p.n] = PartInfo{Size: int64(len(p.data)), SHA256: hex.EncodeToString(sum[:])}
+				w.mu.Unlock()
 				w.progress.StoredBytes.Add(int64(len(p.data)))
 				w.progress.Parts.Add(1)
 			}
@@ -496,6 +526,18 @@ func (w *partWriter) Close() error {
 		return w.flush()
 	}
 	return nil
+}
+
+// partList is the size and sha256 of parts 1..parts, in order; call it
+// after wait returned nil.
+func (w *partWriter) partList() []PartInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]PartInfo, w.parts)
+	for n := range out {
+		out[n] = w.sums[n+1]
+	}
+	return out
 }
 
 // wait stops the workers and returns the first upload error.
