@@ -510,3 +510,42 @@ func TestManifestVersions(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedPartsObject: a parts object that does not match the sha256
+// its manifest records is reported as corruption of the backup before any
+// data is read; a missing one names the backup and the object.
+func TestDamagedPartsObject(t *testing.T) {
+	ctx := context.Background()
+	b, dir := openFS(t)
+	m, err := archiver.Backup(ctx, b, bytesSource(compressible(15, 512<<10)), archiver.BackupOptions{PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, m.ID, archiver.PartsObject)
+	parts, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var index archiver.PartIndex
+	if err := json.Unmarshal(parts, &index); err != nil || len(index.Parts) != m.PartCount || index.ID != m.ID {
+		t.Fatalf("parts object %s: %v; want %d parts of backup %s", parts, err, m.PartCount, m.ID)
+	}
+	for i, pos := range []int{0, len(parts) / 2, len(parts) - 1} {
+		damaged := bytes.Clone(parts)
+		damaged[pos] ^= 0x01
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		err := archiver.Verify(ctx, b, m, archiver.RestoreOptions{Retry: fastRetry})
+		if ce := corruption(t, err, m.ID, 0); !strings.Contains(err.Error(), archiver.PartsObject) {
+			t.Fatalf("flip %d in the parts object: %v (%+v), want it named", i, err, ce)
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Retry: fastRetry})
+	if err == nil || !strings.Contains(err.Error(), m.ID) || !strings.Contains(err.Error(), archiver.PartsObject) || drivers.CodeOf(err) != drivers.NotFound {
+		t.Fatalf("Verify without the parts object = %v, want NotFound naming the backup and the object", err)
+	}
+}
