@@ -151,12 +151,12 @@ func Open(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOption
 		return nil, &RestoreError{ID: m.ID, Err: &CorruptionError{ID: m.ID, Offset: -1,
 			Err: fmt.Errorf("data object %s has %d bytes, the manifest says %d: %w", key, info.Size, m.StoredSize, ErrChecksum)}}
 	}
-	spans, err := planReads(ctx, b, m, opts)
+	plan, err := planReads(ctx, b, m, opts)
 	if err != nil {
 		return nil, &RestoreError{ID: m.ID, Err: err}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stored := newChunkReader(ctx, b, key, m, spans, opts)
+	stored := newChunkReader(ctx, b, key, m, plan, opts)
 	dec, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(opts.DecoderConcurrency), zstd.WithDecoderMaxWindow(1<<30))
 	if err != nil {
 		cancel()
@@ -176,20 +176,27 @@ type span struct {
 	sum    []byte // the part's sha256; nil when the backup has none
 }
 
+// readPlan is the sequence of ranged reads that covers the data object.
+type readPlan struct {
+	n  int
+	at func(i int) span
+}
+
 // planReads cuts the data object into ranged reads: its parts, each with its
 // sha256 from the parts object, or for a format-1 backup (no parts object)
-// chunks of opts.ChunkSize checked only as a whole.
-func planReads(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOptions) ([]span, error) {
+// chunks of opts.ChunkSize checked only as a whole. Chunks are computed as
+// needed: a format-1 backup of terabytes has millions.
+func planReads(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreOptions) (readPlan, error) {
 	if m.PartsObject == "" {
-		var spans []span
-		for off := int64(0); off < m.StoredSize; off += opts.ChunkSize {
-			spans = append(spans, span{off: off, n: min(opts.ChunkSize, m.StoredSize-off)})
-		}
-		return spans, nil
+		size := opts.ChunkSize
+		return readPlan{n: int((m.StoredSize + size - 1) / size), at: func(i int) span {
+			off := int64(i) * size
+			return span{off: off, n: min(size, m.StoredSize-off)}
+		}}, nil
 	}
 	x, err := readParts(ctx, b, m, opts)
 	if err != nil {
-		return nil, err
+		return readPlan{}, err
 	}
 	spans := make([]span, len(x.Parts))
 	var off int64
@@ -198,7 +205,7 @@ func planReads(ctx context.Context, b drivers.Bucket, m *Manifest, opts RestoreO
 		spans[i] = span{part: i + 1, off: off, n: p.Size, sum: sum}
 		off += p.Size
 	}
-	return spans, nil
+	return readPlan{n: len(spans), at: func(i int) span { return spans[i] }}, nil
 }
 
 // readParts reads and checks backup m's parts object.
@@ -300,7 +307,7 @@ type chunkReader struct {
 	key       string
 	m         *Manifest
 	opts      RestoreOptions
-	spans     []span
+	plan      readPlan
 	queue     chan chan chunk
 	free      chan []byte
 	wg        sync.WaitGroup
@@ -323,10 +330,10 @@ type chunk struct {
 	err  error
 }
 
-func newChunkReader(ctx context.Context, b drivers.Bucket, key string, m *Manifest, spans []span, opts RestoreOptions) *chunkReader {
+func newChunkReader(ctx context.Context, b drivers.Bucket, key string, m *Manifest, plan readPlan, opts RestoreOptions) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &chunkReader{
-		ctx: ctx, cancel: cancel, b: b, key: key, m: m, opts: opts, spans: spans,
+		ctx: ctx, cancel: cancel, b: b, key: key, m: m, opts: opts, plan: plan,
 		queue:   make(chan chan chunk, opts.Concurrency),
 		free:    make(chan []byte, opts.Concurrency+1),
 		hash:    sha256.New(),
@@ -343,7 +350,7 @@ func newChunkReader(ctx context.Context, b drivers.Bucket, key string, m *Manife
 // allow, and queues their results in the same order.
 func (c *chunkReader) produce() {
 	defer close(c.queue)
-	for i := range c.spans {
+	for i := range c.plan.n {
 		var buf []byte
 		select {
 		case buf = <-c.free:
@@ -356,7 +363,7 @@ func (c *chunkReader) produce() {
 		case <-c.ctx.Done():
 			return
 		}
-		c.wg.Go(func() { res <- c.fetch(c.spans[i], buf) })
+		c.wg.Go(func() { res <- c.fetch(c.plan.at(i), buf) })
 	}
 }
 
@@ -442,10 +449,10 @@ func (c *chunkReader) corruptHere(err error) error {
 	c.mu.Lock()
 	i := c.current
 	c.mu.Unlock()
-	if i < 0 || i >= len(c.spans) {
+	if i < 0 || i >= c.plan.n {
 		return &CorruptionError{ID: c.m.ID, Offset: -1, Err: err}
 	}
-	return c.corrupt(c.spans[i], err)
+	return c.corrupt(c.plan.at(i), err)
 }
 
 // advance makes the next span current, or returns io.EOF after the last.
@@ -454,8 +461,8 @@ func (c *chunkReader) advance() error {
 		c.free <- c.curBuf[:0]
 		c.curBuf = nil
 	}
-	if c.next == len(c.spans) {
-		if len(c.spans) == 0 && hex.EncodeToString(c.hash.Sum(nil)) != c.m.StoredSHA256 {
+	if c.next == c.plan.n {
+		if c.plan.n == 0 && hex.EncodeToString(c.hash.Sum(nil)) != c.m.StoredSHA256 {
 			return &CorruptionError{ID: c.m.ID, Offset: -1, Err: fmt.Errorf("stored object %s is empty, the manifest's sha256 is %s: %w", c.key, c.m.StoredSHA256, ErrChecksum)}
 		}
 		return io.EOF
@@ -476,7 +483,7 @@ func (c *chunkReader) advance() error {
 	}
 	c.hash.Write(got.data)
 	c.next++
-	if c.next == len(c.spans) {
+	if c.next == c.plan.n {
 		// Withhold the last bytes until the whole object checks out: a sink
 		// that never sees the end cannot commit a damaged backup.
 		if sum := hex.EncodeToString(c.hash.Sum(nil)); sum != c.m.StoredSHA256 {
