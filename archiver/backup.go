@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -124,6 +125,27 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 	if err != nil {
 		return fail(err)
 	}
+	// The data object alone, or with its parts object, is invisible; on a
+	// later failure remove it now rather than waiting for prune's sweep.
+	partsKey := objectKey(opts.Prefix, id, PartsObject)
+	cleanup := func(keys ...string) {
+		cctx, cancel := drivers.CleanupContext(ctx)
+		defer cancel()
+		for _, k := range keys {
+			if err := b.Delete(cctx, k); err != nil {
+				log.Warn("removing what the failed backup left failed; prune will sweep it", "key", k, "error", err)
+			}
+		}
+	}
+	parts, err := json.Marshal(&PartIndex{ID: id, Parts: res.partList})
+	if err == nil {
+		err = putSmallObject(ctx, b, partsKey, parts)
+	}
+	if err != nil {
+		cleanup(dataKey)
+		return fail(fmt.Errorf("write parts object: %w", err))
+	}
+	partsSum := sha256.Sum256(parts)
 	m := &Manifest{
 		FormatVersion:      FormatVersion,
 		ID:                 id,
@@ -141,16 +163,14 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		StoredSHA256:       res.storedSHA,
 		PartSize:           plan.Base,
 		PartCount:          res.parts,
+		PartsObject:        PartsObject,
+		PartsSHA256:        hex.EncodeToString(partsSum[:]),
 	}
 	if f, ok := src.(sources.Formatted); ok {
 		m.Source.Format = f.Format()
 	}
 	if err := writeManifest(ctx, b, opts, m, log); err != nil {
-		// The data object alone is invisible; remove it now rather than
-		// waiting for prune's sweep.
-		cctx, cancel := drivers.CleanupContext(ctx)
-		_ = b.Delete(cctx, dataKey)
-		cancel()
+		cleanup(partsKey, dataKey)
 		return fail(fmt.Errorf("write manifest: %w", err))
 	}
 	log.Info("backup finished", "stored", m.StoredSize, "uncompressed", m.UncompressedSize, "parts", m.PartCount, "duration", m.Duration().Round(time.Millisecond))
@@ -178,13 +198,16 @@ func putSmallObject(ctx context.Context, b *drivers.Bucket, key string, data []b
 		err = u.Complete(ctx, 1)
 	}
 	if err != nil {
-		_ = u.Abort(ctx)
+		if aerr := u.Abort(ctx); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("abort the upload of %s: %w", key, aerr))
+		}
 	}
 	return err
 }
 
 type uploadResult struct {
 	parts                        int
+	partList                     []PartInfo
 	storedSize, uncompressedSize int64
 	storedSHA, uncompressedSHA   string
 }
@@ -196,12 +219,9 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 
-	u, err := b.NewUpload(ctx, key)
-	if err != nil {
-		return uploadResult{}, err
-	}
-	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
-	enc, err := zstd.NewWriter(pw,
+	// The encoder comes first: when it cannot be made, no upload has begun
+	// and no worker runs, so there is nothing to abort or to leak.
+	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(opts.Level)),
 		zstd.WithEncoderConcurrency(opts.EncoderConcurrency),
 		zstd.WithEncoderCRC(true),
@@ -210,9 +230,14 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 		// output on database dumps.
 		zstd.WithWindowSize(2<<20))
 	if err != nil {
-		u.Abort(ctx)
+		return uploadResult{}, fmt.Errorf("zstd encoder: %w", err)
+	}
+	u, err := b.NewUpload(ctx, key)
+	if err != nil {
 		return uploadResult{}, err
 	}
+	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
+	enc.Reset(pw)
 	sw := &sourceWriter{w: enc, hash: sha256.New(), progress: opts.Progress}
 	stopWatchdog := watchStall(ctx, cancel, opts.StallTimeout, &sw.lastWrite)
 
@@ -244,6 +269,7 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 	}
 	return uploadResult{
 		parts:            pw.parts,
+		partList:         pw.partList(),
 		storedSize:       pw.size,
 		uncompressedSize: sw.size,
 		storedSHA:        hex.EncodeToString(pw.hash.Sum(nil)),
@@ -339,8 +365,11 @@ type partWriter struct {
 	size  int64
 	hash  hash.Hash
 
-	errOnce sync.Once
-	err     error
+	// mu guards err and sums: a worker records an error while the writer,
+	// stopped by a cancellation of its own, may be reading it.
+	mu   sync.Mutex
+	err  error
+	sums map[int]PartInfo // by part number, of the parts uploaded
 }
 
 type part struct {
@@ -354,6 +383,7 @@ func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u *drive
 		free: make(chan []byte, opts.Concurrency+1),
 		jobs: make(chan part),
 		hash: sha256.New(),
+		sums: map[int]PartInfo{},
 	}
 	for range opts.Concurrency + 1 {
 		w.free <- nil // buffers are allocated on first use, at the size then due
@@ -367,10 +397,16 @@ func newPartWriter(ctx context.Context, cancel context.CancelCauseFunc, u *drive
 func (w *partWriter) work() {
 	for p := range w.jobs {
 		if w.ctx.Err() == nil {
+			// Hashed here, in parallel, rather than in the writer, which
+			// already hashes the whole object.
+			sum := sha256.Sum256(p.data)
 			// The Bucket retries the part; its error names the part and key.
 			if err := w.u.PutPart(w.ctx, p.n, p.data); err != nil {
 				w.fail(err)
 			} else {
+				w.mu.Lock()
+				w.sums[p.n] = PartInfo{Size: int64(len(p.data)), SHA256: hex.EncodeToString(sum[:])}
+				w.mu.Unlock()
 				w.progress.StoredBytes.Add(int64(len(p.data)))
 				w.progress.Parts.Add(1)
 			}
@@ -379,11 +415,24 @@ func (w *partWriter) work() {
 	}
 }
 
+// fail records the first upload error and stops the pipeline.
 func (w *partWriter) fail(err error) {
-	w.errOnce.Do(func() {
+	w.mu.Lock()
+	first := w.err == nil
+	if first {
 		w.err = err
+	}
+	w.mu.Unlock()
+	if first {
 		w.cancel(errUploadFailed)
-	})
+	}
+}
+
+// firstErr is the first upload error, or nil.
+func (w *partWriter) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 func (w *partWriter) Write(p []byte) (int, error) {
@@ -424,8 +473,8 @@ func (w *partWriter) takeBuffer() error {
 }
 
 func (w *partWriter) stopErr() error {
-	if w.err != nil {
-		return w.err
+	if err := w.firstErr(); err != nil {
+		return err
 	}
 	return context.Cause(w.ctx)
 }
@@ -459,9 +508,21 @@ func (w *partWriter) Close() error {
 	return nil
 }
 
+// partList is the size and sha256 of parts 1..parts, in order; call it
+// after wait returned nil.
+func (w *partWriter) partList() []PartInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]PartInfo, w.parts)
+	for n := range out {
+		out[n] = w.sums[n+1]
+	}
+	return out
+}
+
 // wait stops the workers and returns the first upload error.
 func (w *partWriter) wait() error {
 	close(w.jobs)
 	w.wg.Wait()
-	return w.err
+	return w.firstErr()
 }

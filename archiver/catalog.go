@@ -21,10 +21,85 @@ const maxManifestSize = 1 << 20
 // ErrNoBackup is returned when a repo holds no backup, or not the one asked.
 var ErrNoBackup = errors.New("no such backup")
 
+// ErrAmbiguousSet is returned for "latest" when the repo holds backups of
+// more than one set and the caller named none (or named too little).
+var ErrAmbiguousSet = errors.New("the backups are of more than one set")
+
+// UnreadableError is a backup whose manifest exists but cannot be read or
+// does not validate.
+type UnreadableError struct {
+	ID  string
+	Err error
+}
+
+func (e *UnreadableError) Error() string { return e.Err.Error() }
+func (e *UnreadableError) Unwrap() error { return e.Err }
+
+// Set is what a backup is a backup of: source type, database and the name
+// given to the backup. Retention and "latest" work within one set.
+type Set struct {
+	Type     string
+	Database string
+	Name     string
+}
+
+// Set returns the set backup m belongs to.
+func (m *Manifest) Set() Set {
+	return Set{Type: m.Source.Type, Database: m.Source.Database, Name: m.Name}
+}
+
+// String shows a set as type/database, with name=NAME when it has a name.
+func (s Set) String() string {
+	out := s.Type
+	if s.Database != "" {
+		out += "/" + s.Database
+	}
+	if s.Name != "" {
+		out += " name=" + s.Name
+	}
+	return out
+}
+
+// SetFilter selects backup sets. Empty fields match any value, so the zero
+// filter matches every set.
+type SetFilter struct {
+	Type     string
+	Database string
+	// Name is compared only when HasName is set; an empty Name then
+	// selects the backups made without a name.
+	Name    string
+	HasName bool
+}
+
+// Match reports whether s is selected.
+func (f SetFilter) Match(s Set) bool {
+	return (f.Type == "" || f.Type == s.Type) &&
+		(f.Database == "" || f.Database == s.Database) &&
+		(!f.HasName || f.Name == s.Name)
+}
+
+// IsZero reports whether the filter names nothing.
+func (f SetFilter) IsZero() bool { return f == SetFilter{} }
+
+func (f SetFilter) String() string {
+	var parts []string
+	if f.Type != "" {
+		parts = append(parts, "type "+f.Type)
+	}
+	if f.Database != "" {
+		parts = append(parts, "database "+f.Database)
+	}
+	if f.HasName {
+		parts = append(parts, fmt.Sprintf("name %q", f.Name))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // List returns the backups under prefix, oldest first: every directory whose
 // manifest reads and validates. Directories without a manifest are not
-// backups. A manifest that cannot be read is reported in problems and
-// skipped, so one damaged backup does not hide the others.
+// backups. A manifest that cannot be read is reported in problems, as an
+// *UnreadableError, and skipped, so one damaged backup does not hide the
+// others from a listing (Resolve does not skip it).
 func List(ctx context.Context, b *drivers.Bucket, prefix string) (backups []*Manifest, problems []error, err error) {
 	objs, err := b.List(ctx, prefixDir(prefix))
 	if err != nil {
@@ -53,7 +128,7 @@ func List(ctx context.Context, b *drivers.Bucket, prefix string) (backups []*Man
 		case errs[i] != nil && drivers.CodeOf(errs[i]) == drivers.NotFound:
 			// pruned while we listed
 		case errs[i] != nil:
-			problems = append(problems, errs[i])
+			problems = append(problems, &UnreadableError{ID: ids[i], Err: errs[i]})
 		default:
 			backups = append(backups, m)
 		}
@@ -111,32 +186,80 @@ func ReadManifest(ctx context.Context, b *drivers.Bucket, prefix, id string) (*M
 	return m, nil
 }
 
-// Resolve finds one backup: "latest" (or "") is the newest listed one,
-// anything else is a backup id.
-func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string) (*Manifest, error) {
+// Resolve finds one backup. An id names it directly; it must be of a set f
+// matches. "latest" (or "") is the newest backup of the one set f selects:
+// when the backups are of several sets and f does not narrow them to one,
+// the error wraps ErrAmbiguousSet and lists the sets. Latest never skips a
+// damaged backup: when a manifest newer than the set's newest readable one
+// cannot be read (it may be of this set), Resolve fails naming it.
+func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string, f SetFilter) (*Manifest, error) {
 	if id != "" && id != "latest" {
-		return ReadManifest(ctx, b, prefix, id)
+		m, err := ReadManifest(ctx, b, prefix, id)
+		if err == nil && !f.Match(m.Set()) {
+			return nil, fmt.Errorf("backup %s is of set %s, not of the one asked (%s)", id, m.Set(), f)
+		}
+		return m, err
 	}
-	backups, _, err := List(ctx, b, prefix)
+	backups, problems, err := List(ctx, b, prefix)
 	if err != nil {
 		return nil, err
 	}
-	if len(backups) == 0 {
-		return nil, fmt.Errorf("%w: the repo holds no backup under %q", ErrNoBackup, prefixDir(prefix))
+	var sets []Set
+	var newest *Manifest
+	for _, m := range backups {
+		if !f.Match(m.Set()) {
+			continue
+		}
+		if !slices.Contains(sets, m.Set()) {
+			sets = append(sets, m.Set())
+		}
+		newest = m
 	}
-	return backups[len(backups)-1], nil
+	of := ""
+	if !f.IsZero() {
+		of = " of " + f.String()
+	}
+	if len(sets) > 1 {
+		names := make([]string, len(sets))
+		for i, s := range sets {
+			names[i] = s.String()
+		}
+		return nil, fmt.Errorf("latest%s: %w (%s); name one", of, ErrAmbiguousSet, strings.Join(names, "; "))
+	}
+	var unreadable []error
+	for _, p := range problems {
+		var ue *UnreadableError
+		if errors.As(p, &ue) && (newest == nil || ue.ID > newest.ID) {
+			unreadable = append(unreadable, p)
+		}
+	}
+	if len(unreadable) > 0 {
+		newestID := "no readable backup"
+		if newest != nil {
+			newestID = "the newest readable one is " + newest.ID
+		}
+		return nil, fmt.Errorf("latest%s: a newer backup's manifest cannot be read, so latest is unknown (%s); give a backup id to use another: %w",
+			of, newestID, errors.Join(unreadable...))
+	}
+	if newest == nil {
+		return nil, fmt.Errorf("%w: the repo holds no backup%s under %q", ErrNoBackup, of, prefixDir(prefix))
+	}
+	return newest, nil
 }
 
-// Retention says which backups prune keeps. A backup is kept when any rule
-// keeps it; the newest backup is always kept.
+// Retention says which backups prune keeps. Rules apply within each set
+// (see Set) and count only complete backups: a backup is kept when any rule
+// keeps it, and the newest complete backup of each set is always kept.
 type Retention struct {
-	// KeepLast keeps the newest N backups.
+	// KeepLast keeps the newest N complete backups of each set.
 	KeepLast int
-	// KeepWithin keeps backups that finished within this long before Now.
+	// KeepWithin keeps complete backups that finished within this long
+	// before Now.
 	KeepWithin time.Duration
 	// Grace protects leftovers of backups that never got a manifest, and
 	// pending uploads, younger than this: they may belong to a backup that
-	// is still running. Default 24h.
+	// is still running. Incomplete backups younger than this are left alone
+	// too. Default 24h.
 	Grace time.Duration
 	// DryRun reports what would be deleted and deletes nothing.
 	DryRun bool
@@ -149,12 +272,25 @@ const DefaultGrace = 24 * time.Hour
 
 // PruneResult reports what a prune did (or would do, in a dry run).
 type PruneResult struct {
-	Kept    []*Manifest
+	// Kept are the complete backups kept, oldest first.
+	Kept []*Manifest
+	// Deleted are the backups deleted, oldest first: complete ones no rule
+	// keeps, and incomplete ones older than the grace period.
 	Deleted []*Manifest
+	// Incomplete are the listed backups that cannot be restored because an
+	// object their manifest names is missing or has another size: they
+	// count toward no rule. Those older than the grace period are deleted.
+	Incomplete []Incomplete
 	// Swept are keys of objects that belonged to no finished backup.
 	Swept []string
 	// Aborted are pending uploads that were aborted.
 	Aborted []drivers.PendingUpload
+}
+
+// Incomplete is a listed backup that cannot be restored, and why.
+type Incomplete struct {
+	Manifest *Manifest
+	Reason   string
 }
 
 // Prune deletes the backups under prefix that the retention does not keep,
@@ -180,28 +316,75 @@ func Prune(ctx context.Context, b *drivers.Bucket, prefix string, r Retention, l
 	for _, p := range problems {
 		log.Warn("backup with an unreadable manifest is left alone", "error", p)
 	}
+	objs, err := b.List(ctx, prefixDir(prefix))
+	if err != nil {
+		return nil, fmt.Errorf("list %q: %w", prefixDir(prefix), err)
+	}
+	sizes := make(map[string]int64, len(objs))
+	for _, o := range objs {
+		sizes[o.Key] = o.Size
+	}
 	res := &PruneResult{}
-	for i, m := range backups {
-		newest := i == len(backups)-1
-		keep := newest ||
-			(r.KeepLast > 0 && i >= len(backups)-r.KeepLast) ||
-			(r.KeepWithin > 0 && r.Now.Sub(m.EndTime) <= r.KeepWithin)
-		if keep {
-			res.Kept = append(res.Kept, m)
+	var drop []*Manifest
+	complete := map[Set][]*Manifest{} // oldest first, like backups
+	for _, m := range backups {
+		if why := incomplete(prefix, m, sizes); why != "" {
+			res.Incomplete = append(res.Incomplete, Incomplete{Manifest: m, Reason: why})
+			old := r.Now.Sub(m.EndTime) >= r.Grace
+			log.Warn("incomplete backup: it cannot be restored and counts toward no retention rule", "backup", m.ID, "set", m.Set().String(), "reason", why, "removed", old && !r.DryRun)
+			if old {
+				drop = append(drop, m)
+			}
 			continue
 		}
+		complete[m.Set()] = append(complete[m.Set()], m)
+	}
+	for _, set := range complete {
+		for i, m := range set {
+			keep := i == len(set)-1 ||
+				(r.KeepLast > 0 && i >= len(set)-r.KeepLast) ||
+				(r.KeepWithin > 0 && r.Now.Sub(m.EndTime) <= r.KeepWithin)
+			if keep {
+				res.Kept = append(res.Kept, m)
+			} else {
+				drop = append(drop, m)
+			}
+		}
+	}
+	byID := func(a, b *Manifest) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(res.Kept, byID)
+	slices.SortFunc(drop, byID)
+	for _, m := range drop {
 		res.Deleted = append(res.Deleted, m)
 		if !r.DryRun {
 			if err := deleteBackup(ctx, b, prefix, m.ID); err != nil {
 				return res, err
 			}
-			log.Info("backup pruned", "backup", m.ID)
+			log.Info("backup pruned", "backup", m.ID, "set", m.Set().String())
 		}
 	}
 	if err := sweep(ctx, b, prefix, r, res, log); err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// incomplete says why backup m cannot be restored, judged by the sizes of
+// the objects in the repo, or returns "" when nothing it needs is missing.
+func incomplete(prefix string, m *Manifest, sizes map[string]int64) string {
+	size, ok := sizes[objectKey(prefix, m.ID, m.DataObject)]
+	switch {
+	case !ok:
+		return fmt.Sprintf("data object %s is missing", m.DataObject)
+	case size != m.StoredSize:
+		return fmt.Sprintf("data object %s has %d bytes, the manifest says %d", m.DataObject, size, m.StoredSize)
+	}
+	if m.PartsObject != "" {
+		if _, ok := sizes[objectKey(prefix, m.ID, m.PartsObject)]; !ok {
+			return fmt.Sprintf("parts object %s is missing", m.PartsObject)
+		}
+	}
+	return ""
 }
 
 // deleteBackup removes the manifest first, so that a prune interrupted

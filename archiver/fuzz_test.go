@@ -25,13 +25,22 @@ func FuzzDecodeManifest(f *testing.F) {
 		UncompressedSHA256: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 		StoredSHA256:       "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
 		PartSize:           8 << 20, PartCount: 32,
+		PartsObject: archiver.PartsObject, PartsSHA256: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
 	}
 	good, err := m.Encode()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
-	f.Add([]byte(`{"formatVersion":2}`))
+	// A format-1 manifest: no parts object.
+	v1 := *m
+	v1.FormatVersion, v1.PartsObject, v1.PartsSHA256 = 1, "", ""
+	good1, err := v1.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good1)
+	f.Add([]byte(`{"formatVersion":3}`))
 	f.Add([]byte(`{"formatVersion":1,"unknown":true}`))
 	f.Add(append(append([]byte{}, good...), " {}"...))
 	f.Fuzz(func(t *testing.T, data []byte) {

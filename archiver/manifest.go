@@ -12,11 +12,17 @@ import (
 // FormatVersion is the archive layout this build writes. Readers accept this
 // version and older ones; a newer one is refused with a clear error rather
 // than misread.
-const FormatVersion = 1
+//
+//   - 1: data object and manifest.
+//   - 2: adds the parts object (PartsObject, PartsSHA256): the size and
+//     sha256 of every part, so a restore checks each ranged read before the
+//     decoder sees it and names the damaged part.
+const FormatVersion = 2
 
 // File names inside a backup's directory.
 const (
 	DataObject     = "data.zst"
+	PartsObject    = "parts.json"
 	ManifestObject = "manifest.json"
 )
 
@@ -51,6 +57,49 @@ type Manifest struct {
 	// PartPlan). PartCount is the number of parts the upload completed with.
 	PartSize  int64 `json:"partSize"`
 	PartCount int   `json:"partCount"`
+
+	// PartsObject (format 2 and later) is the key, relative to the backup's
+	// directory, of the parts object (see PartIndex); PartsSHA256 is that
+	// object's sha256. The parts object is committed before the manifest.
+	// Format 1 manifests have neither.
+	PartsObject string `json:"partsObject,omitempty"`
+	PartsSHA256 string `json:"partsSha256,omitempty"`
+}
+
+// PartIndex is the content of the parts object: the data object's parts in
+// order, each with its size and sha256. The parts are the data object's
+// byte ranges back to back, so the sizes add up to StoredSize.
+type PartIndex struct {
+	ID    string     `json:"id"`
+	Parts []PartInfo `json:"parts"`
+}
+
+// PartInfo is one part of the data object.
+type PartInfo struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Check reports whether the index fits manifest m: its backup, part count
+// and total size.
+func (x *PartIndex) Check(m *Manifest) error {
+	if x.ID != m.ID {
+		return fmt.Errorf("parts object names backup %q", x.ID)
+	}
+	if len(x.Parts) != m.PartCount {
+		return fmt.Errorf("parts object lists %d parts, the manifest says %d", len(x.Parts), m.PartCount)
+	}
+	var total int64
+	for i, p := range x.Parts {
+		if p.Size < 0 || p.Size > m.StoredSize || !isSHA256Hex(p.SHA256) {
+			return fmt.Errorf("parts object: part %d has size %d and sha256 %q", i+1, p.Size, p.SHA256)
+		}
+		total += p.Size
+	}
+	if total != m.StoredSize {
+		return fmt.Errorf("parts object: the parts add up to %d bytes, the manifest says %d", total, m.StoredSize)
+	}
+	return nil
 }
 
 // SourceInfo records what was backed up.
@@ -130,7 +179,7 @@ func (m *Manifest) Validate() error {
 	if m.Compression != "zstd" {
 		bad("compression", "%q is not supported (want zstd)", m.Compression)
 	}
-	if m.DataObject == "" || path.Base(m.DataObject) != m.DataObject || m.DataObject == "." || m.DataObject == ".." {
+	if !isPlainName(m.DataObject) || m.DataObject == ManifestObject {
 		bad("dataObject", "%q must be a plain file name", m.DataObject)
 	}
 	if m.StoredSize < 0 || m.UncompressedSize < 0 {
@@ -145,6 +194,16 @@ func (m *Manifest) Validate() error {
 	if m.PartSize < 0 || m.PartCount < 0 {
 		bad("partSize", "part size and count must not be negative")
 	}
+	if m.FormatVersion >= 2 {
+		if !isPlainName(m.PartsObject) || m.PartsObject == m.DataObject || m.PartsObject == ManifestObject {
+			bad("partsObject", "%q must be a plain file name other than the data object and the manifest", m.PartsObject)
+		}
+		if !isSHA256Hex(m.PartsSHA256) {
+			bad("partsSha256", "must be 64 hex digits")
+		}
+	} else if m.PartsObject != "" || m.PartsSHA256 != "" {
+		bad("partsObject", "is not part of format version %d", m.FormatVersion)
+	}
 	if m.Source.Type == "" {
 		bad("source.type", "is required")
 	}
@@ -152,6 +211,12 @@ func (m *Manifest) Validate() error {
 		bad("endTime", "is before startTime")
 	}
 	return errors.Join(errs...)
+}
+
+// isPlainName reports whether s names a file directly inside a backup's
+// directory.
+func isPlainName(s string) bool {
+	return s != "" && s != "." && s != ".." && path.Base(s) == s
 }
 
 func isSHA256Hex(s string) bool {

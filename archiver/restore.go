@@ -1,9 +1,11 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -16,8 +18,39 @@ import (
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
-// ErrChecksum marks a backup whose bytes do not match its manifest.
+// ErrChecksum marks a backup whose bytes do not match its manifest:
+// errors.Is(err, ErrChecksum) holds for every *CorruptionError.
 var ErrChecksum = errors.New("checksum mismatch")
+
+// CorruptionError is a backup whose stored bytes do not match what its
+// manifest and parts object recorded. Part and Offset locate the damage in
+// the data object where it can be located.
+type CorruptionError struct {
+	ID string
+	// Part is the 1-based number of the damaged part, or 0 when the backup
+	// has no parts object (format 1) or the damage is not within one part.
+	Part int
+	// Offset and Size are the damaged byte range of the data object; Offset
+	// is -1 when the damage cannot be located.
+	Offset, Size int64
+	Err          error
+}
+
+func (e *CorruptionError) Error() string {
+	where := ""
+	switch {
+	case e.Part > 0:
+		where = fmt.Sprintf(" at part %d (offset %d, %d bytes)", e.Part, e.Offset, e.Size)
+	case e.Offset >= 0:
+		where = fmt.Sprintf(" at offset %d (%d bytes)", e.Offset, e.Size)
+	}
+	return fmt.Sprintf("corruption of backup %s%s: %v", e.ID, where, e.Err)
+}
+
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrChecksum) hold for every corruption.
+func (e *CorruptionError) Is(target error) bool { return target == ErrChecksum }
 
 // RestoreOptions tune reading a backup back. The zero value gets defaults.
 type RestoreOptions struct {
@@ -26,8 +59,9 @@ type RestoreOptions struct {
 	// Concurrency is the number of ranged reads in flight ahead of the
 	// decoder (default 4).
 	Concurrency int
-	// ChunkSize is the size of one ranged read (default: the backup's part
-	// size, at least 1 MiB).
+	// ChunkSize is the size of one ranged read of a format-1 backup
+	// (default: its part size, at least 1 MiB). Later formats read one part
+	// per ranged read, so that each is checked against its own sha256.
 	ChunkSize int64
 	// DecoderConcurrency is the number of zstd decoding goroutines
 	// (default 2: decoding is rarely the bottleneck).
@@ -61,7 +95,13 @@ type RestoreError struct {
 	Err error
 }
 
-func (e *RestoreError) Error() string { return fmt.Sprintf("backup %s: %v", e.ID, e.Err) }
+func (e *RestoreError) Error() string {
+	// A corruption already names the backup.
+	if ce := (*CorruptionError)(nil); errors.As(e.Err, &ce) && ce.ID == e.ID {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("backup %s: %v", e.ID, e.Err)
+}
 func (e *RestoreError) Unwrap() error { return e.Err }
 
 // Restore feeds the uncompressed stream of backup m to sink, verifying the
@@ -106,26 +146,107 @@ func Open(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptio
 		return nil, &RestoreError{ID: m.ID, Err: fmt.Errorf("data object %s: %w", key, err)}
 	}
 	if info.Size != m.StoredSize {
-		return nil, &RestoreError{ID: m.ID, Err: fmt.Errorf("data object %s has %d bytes, the manifest says %d: %w", key, info.Size, m.StoredSize, ErrChecksum)}
+		return nil, &RestoreError{ID: m.ID, Err: &CorruptionError{ID: m.ID, Offset: -1,
+			Err: fmt.Errorf("data object %s has %d bytes, the manifest says %d: %w", key, info.Size, m.StoredSize, ErrChecksum)}}
+	}
+	plan, err := planReads(ctx, b, m, opts)
+	if err != nil {
+		return nil, &RestoreError{ID: m.ID, Err: err}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	stored := newChunkReader(ctx, b, key, m, opts)
+	stored := newChunkReader(ctx, b, key, m, plan, opts)
 	dec, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(opts.DecoderConcurrency), zstd.WithDecoderMaxWindow(1<<30))
 	if err != nil {
 		cancel()
+		stored.close()
 		return nil, err
 	}
 	return &verifyingReader{
-		r: dec, m: m, hash: sha256.New(), progress: opts.Progress,
+		r: dec, m: m, stored: stored, hash: sha256.New(), progress: opts.Progress,
 		close: func() { dec.Close(); cancel(); stored.close() },
 	}, nil
 }
 
+// span is one ranged read of the data object.
+type span struct {
+	part   int // 1-based part number; 0 for the chunks of a format-1 backup
+	off, n int64
+	sum    []byte // the part's sha256; nil when the backup has none
+}
+
+// readPlan is the sequence of ranged reads that covers the data object.
+type readPlan struct {
+	n  int
+	at func(i int) span
+}
+
+// planReads cuts the data object into ranged reads: its parts, each with its
+// sha256 from the parts object, or for a format-1 backup (no parts object)
+// chunks of opts.ChunkSize checked only as a whole. Chunks are computed as
+// needed: a format-1 backup of terabytes has millions.
+func planReads(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) (readPlan, error) {
+	if m.PartsObject == "" {
+		size := opts.ChunkSize
+		return readPlan{n: int((m.StoredSize + size - 1) / size), at: func(i int) span {
+			off := int64(i) * size
+			return span{off: off, n: min(size, m.StoredSize-off)}
+		}}, nil
+	}
+	x, err := readParts(ctx, b, m, opts)
+	if err != nil {
+		return readPlan{}, err
+	}
+	spans := make([]span, len(x.Parts))
+	var off int64
+	for i, p := range x.Parts {
+		sum, _ := hex.DecodeString(p.SHA256) // Check made sure it is hex
+		spans[i] = span{part: i + 1, off: off, n: p.Size, sum: sum}
+		off += p.Size
+	}
+	return readPlan{n: len(spans), at: func(i int) span { return spans[i] }}, nil
+}
+
+// readParts reads and checks backup m's parts object.
+func readParts(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) (*PartIndex, error) {
+	key := objectKey(opts.Prefix, m.ID, m.PartsObject)
+	// An entry is about 90 bytes; anything much larger is not our object.
+	limit := int64(m.PartCount)*256 + 4096
+	// The Bucket retries the open and resumes a body that breaks off.
+	data, err := func() ([]byte, error) {
+		r, err := b.NewRangeReader(ctx, key, 0, -1)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(io.LimitReader(r, limit+1))
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("parts object %s: %w", key, err)
+	}
+	corrupt := func(err error) error { return &CorruptionError{ID: m.ID, Offset: -1, Err: err} }
+	if int64(len(data)) > limit {
+		return nil, corrupt(fmt.Errorf("parts object %s is larger than %d bytes: %w", key, limit, ErrChecksum))
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != m.PartsSHA256 {
+		return nil, corrupt(fmt.Errorf("parts object %s has sha256 %x, the manifest says %s: %w", key, sum, m.PartsSHA256, ErrChecksum))
+	}
+	var x PartIndex
+	if err := json.Unmarshal(data, &x); err != nil {
+		return nil, corrupt(fmt.Errorf("parts object %s: %w", key, err))
+	}
+	if err := x.Check(m); err != nil {
+		return nil, corrupt(err)
+	}
+	return &x, nil
+}
+
 // verifyingReader checks the uncompressed stream's size and sha256 as it
-// ends, and turns a clean end into ErrChecksum when they differ.
+// ends, and turns a clean end into ErrChecksum when they differ. A decoder
+// error that is not the stored reader's own failure is corruption.
 type verifyingReader struct {
 	r        io.Reader
 	m        *Manifest
+	stored   *chunkReader
 	hash     hash.Hash
 	size     int64
 	progress *Progress
@@ -141,13 +262,20 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	v.hash.Write(p[:n])
 	v.size += int64(n)
 	v.progress.SourceBytes.Add(int64(n))
-	if v.size > v.m.UncompressedSize {
-		err = fmt.Errorf("decoded stream is longer than the manifest's %d bytes: %w", v.m.UncompressedSize, ErrChecksum)
+	if err != nil && err != io.EOF {
+		if f := v.stored.failure(); f != nil {
+			err = f // the real cause, not the decoder's echo of it
+		} else {
+			err = v.stored.corruptHere(fmt.Errorf("the zstd stream does not decode: %v", err))
+		}
+	}
+	if err == nil && v.size > v.m.UncompressedSize {
+		err = &CorruptionError{ID: v.m.ID, Offset: -1, Err: fmt.Errorf("decoded stream is longer than the manifest's %d bytes: %w", v.m.UncompressedSize, ErrChecksum)}
 	}
 	if err == io.EOF {
 		if sum := hex.EncodeToString(v.hash.Sum(nil)); v.size != v.m.UncompressedSize || sum != v.m.UncompressedSHA256 {
-			err = fmt.Errorf("decoded stream has %d bytes with sha256 %s, the manifest says %d bytes with %s: %w",
-				v.size, sum, v.m.UncompressedSize, v.m.UncompressedSHA256, ErrChecksum)
+			err = &CorruptionError{ID: v.m.ID, Offset: -1, Err: fmt.Errorf("decoded stream has %d bytes with sha256 %s, the manifest says %d bytes with %s: %w",
+				v.size, sum, v.m.UncompressedSize, v.m.UncompressedSHA256, ErrChecksum)}
 		}
 	}
 	if err != nil {
@@ -161,9 +289,11 @@ func (v *verifyingReader) Close() error {
 	return nil
 }
 
-// chunkReader reads an object as consecutive ranged reads, several in flight
-// ahead of the consumer, and checks the stored sha256 before it hands out the
-// last chunk.
+// chunkReader reads an object as a sequence of ranged reads, several in
+// flight ahead of the consumer. It checks each read that has a sha256 before
+// handing it out (reading it once more on a mismatch: the damage may have
+// been in transit), and the whole object's sha256 before it hands out the
+// last read.
 type chunkReader struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -171,16 +301,22 @@ type chunkReader struct {
 	key       string
 	m         *Manifest
 	opts      RestoreOptions
-	chunks    int
+	plan      readPlan
 	queue     chan chan chunk
 	free      chan []byte
 	wg        sync.WaitGroup
 	hash      hash.Hash
-	next      int // index of the chunk after cur
+	next      int // index of the span after cur
 	cur       []byte
 	curBuf    []byte
 	err       error
 	closeOnce sync.Once
+
+	// The decoder reads from its own goroutine; what the consumer asks
+	// about the reader's state is synchronised.
+	mu      sync.Mutex
+	failed  error // the first error other than io.EOF
+	current int   // index of the span being handed out, -1 before the first
 }
 
 type chunk struct {
@@ -188,14 +324,14 @@ type chunk struct {
 	err  error
 }
 
-func newChunkReader(ctx context.Context, b *drivers.Bucket, key string, m *Manifest, opts RestoreOptions) *chunkReader {
+func newChunkReader(ctx context.Context, b *drivers.Bucket, key string, m *Manifest, plan readPlan, opts RestoreOptions) *chunkReader {
 	ctx, cancel := context.WithCancel(ctx)
 	c := &chunkReader{
-		ctx: ctx, cancel: cancel, b: b, key: key, m: m, opts: opts,
-		chunks: int((m.StoredSize + opts.ChunkSize - 1) / opts.ChunkSize),
-		queue:  make(chan chan chunk, opts.Concurrency),
-		free:   make(chan []byte, opts.Concurrency+1),
-		hash:   sha256.New(),
+		ctx: ctx, cancel: cancel, b: b, key: key, m: m, opts: opts, plan: plan,
+		queue:   make(chan chan chunk, opts.Concurrency),
+		free:    make(chan []byte, opts.Concurrency+1),
+		hash:    sha256.New(),
+		current: -1,
 	}
 	for range opts.Concurrency + 1 {
 		c.free <- nil
@@ -208,7 +344,7 @@ func newChunkReader(ctx context.Context, b *drivers.Bucket, key string, m *Manif
 // allow, and queues their results in the same order.
 func (c *chunkReader) produce() {
 	defer close(c.queue)
-	for i := range c.chunks {
+	for i := range c.plan.n {
 		var buf []byte
 		select {
 		case buf = <-c.free:
@@ -221,38 +357,52 @@ func (c *chunkReader) produce() {
 		case <-c.ctx.Done():
 			return
 		}
-		c.wg.Go(func() { res <- c.fetch(i, buf) })
+		c.wg.Go(func() { res <- c.fetch(c.plan.at(i), buf) })
 	}
 }
 
-func (c *chunkReader) fetch(i int, buf []byte) chunk {
-	off := int64(i) * c.opts.ChunkSize
-	n := min(c.opts.ChunkSize, c.m.StoredSize-off)
-	if int64(cap(buf)) < n {
-		buf = make([]byte, n)
+// corrupt is a CorruptionError about span s.
+func (c *chunkReader) corrupt(s span, err error) error {
+	return &CorruptionError{ID: c.m.ID, Part: s.part, Offset: s.off, Size: s.n, Err: err}
+}
+
+func (c *chunkReader) fetch(s span, buf []byte) chunk {
+	if int64(cap(buf)) < s.n {
+		buf = make([]byte, s.n)
 	}
-	buf = buf[:n]
+	buf = buf[:s.n]
 	// The Bucket retries the open and resumes a body that breaks off, so
 	// an error here is final. io.ReadFull returns the bare io.EOF or
 	// io.ErrUnexpectedEOF only when the object itself ended early; a
 	// classified read error that wraps one is a failed read, not a short
 	// object.
-	err := func() error {
-		r, err := c.b.NewRangeReader(c.ctx, c.key, off, n)
+	read := func() error {
+		r, err := c.b.NewRangeReader(c.ctx, c.key, s.off, s.n)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
 		if _, err := io.ReadFull(r, buf); err != nil {
 			if err == io.ErrUnexpectedEOF || err == io.EOF {
-				return fmt.Errorf("data object %s ended before offset %d: %w", c.key, off+n, ErrChecksum)
+				return c.corrupt(s, fmt.Errorf("data object %s ended before offset %d: %w", c.key, s.off+s.n, ErrChecksum))
 			}
 			return err
 		}
 		return nil
-	}()
+	}
+	err := read()
+	if err == nil && s.sum != nil {
+		if sum := sha256.Sum256(buf); !bytes.Equal(sum[:], s.sum) {
+			c.opts.Logger.Warn("a part does not match its sha256; reading it once more", "backup", c.m.ID, "part", s.part, "offset", s.off)
+			if err = read(); err == nil {
+				if sum := sha256.Sum256(buf); !bytes.Equal(sum[:], s.sum) {
+					err = c.corrupt(s, fmt.Errorf("its sha256 is %x on two reads, the parts object says %x: %w", sum, s.sum, ErrChecksum))
+				}
+			}
+		}
+	}
 	if err == nil {
-		c.opts.Progress.StoredBytes.Add(n)
+		c.opts.Progress.StoredBytes.Add(s.n)
 		c.opts.Progress.Parts.Add(1)
 	}
 	return chunk{data: buf, err: err}
@@ -264,21 +414,47 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 			return 0, c.err
 		}
 		c.err = c.advance()
+		if c.err != nil && c.err != io.EOF {
+			c.mu.Lock()
+			c.failed = c.err
+			c.mu.Unlock()
+		}
 	}
 	n := copy(p, c.cur)
 	c.cur = c.cur[n:]
 	return n, nil
 }
 
-// advance makes the next chunk current, or returns io.EOF after the last.
+// failure is the error that stopped the reader, or nil.
+func (c *chunkReader) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
+}
+
+// corruptHere is a CorruptionError about the span the consumer has reached,
+// for damage the checks could not see (a format-1 backup, or a backup
+// written damaged). The decoder reads ahead, so the damage is there or
+// before it.
+func (c *chunkReader) corruptHere(err error) error {
+	c.mu.Lock()
+	i := c.current
+	c.mu.Unlock()
+	if i < 0 || i >= c.plan.n {
+		return &CorruptionError{ID: c.m.ID, Offset: -1, Err: err}
+	}
+	return c.corrupt(c.plan.at(i), err)
+}
+
+// advance makes the next span current, or returns io.EOF after the last.
 func (c *chunkReader) advance() error {
 	if c.curBuf != nil {
 		c.free <- c.curBuf[:0]
 		c.curBuf = nil
 	}
-	if c.next == c.chunks {
-		if c.chunks == 0 && hex.EncodeToString(c.hash.Sum(nil)) != c.m.StoredSHA256 {
-			return fmt.Errorf("stored object %s is empty, the manifest's sha256 is %s: %w", c.key, c.m.StoredSHA256, ErrChecksum)
+	if c.next == c.plan.n {
+		if c.plan.n == 0 && hex.EncodeToString(c.hash.Sum(nil)) != c.m.StoredSHA256 {
+			return &CorruptionError{ID: c.m.ID, Offset: -1, Err: fmt.Errorf("stored object %s is empty, the manifest's sha256 is %s: %w", c.key, c.m.StoredSHA256, ErrChecksum)}
 		}
 		return io.EOF
 	}
@@ -298,14 +474,17 @@ func (c *chunkReader) advance() error {
 	}
 	c.hash.Write(got.data)
 	c.next++
-	if c.next == c.chunks {
+	if c.next == c.plan.n {
 		// Withhold the last bytes until the whole object checks out: a sink
 		// that never sees the end cannot commit a damaged backup.
 		if sum := hex.EncodeToString(c.hash.Sum(nil)); sum != c.m.StoredSHA256 {
 			c.cancel()
-			return fmt.Errorf("stored object %s has sha256 %s, the manifest says %s: %w", c.key, sum, c.m.StoredSHA256, ErrChecksum)
+			return &CorruptionError{ID: c.m.ID, Offset: -1, Err: fmt.Errorf("stored object %s has sha256 %s, the manifest says %s: %w", c.key, sum, c.m.StoredSHA256, ErrChecksum)}
 		}
 	}
+	c.mu.Lock()
+	c.current = c.next - 1
+	c.mu.Unlock()
 	c.cur, c.curBuf = got.data, got.data
 	return nil
 }

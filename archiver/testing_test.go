@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -140,3 +141,115 @@ func (u *faultyUpload) Abort(ctx context.Context) error {
 	u.f.aborts.Add(1)
 	return u.Upload.Abort(ctx)
 }
+
+// stuckBucket wraps a Bucket whose part uploads hang until their context
+// ends, as on a frozen endpoint; started counts the puts that began.
+type stuckBucket struct {
+	driver.Bucket
+	started atomic.Int64
+}
+
+func (s *stuckBucket) NewUpload(ctx context.Context, key string) (driver.Upload, error) {
+	u, err := s.Bucket.NewUpload(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return &stuckUpload{Upload: u, s: s, key: key}, nil
+}
+
+type stuckUpload struct {
+	driver.Upload
+	s   *stuckBucket
+	key string
+}
+
+func (u *stuckUpload) PutPart(ctx context.Context, n int, data []byte) error {
+	u.s.started.Add(1)
+	<-ctx.Done()
+	return drivers.Errorf(drivers.CodeOf(ctx.Err()), "put part", u.key, ctx.Err())
+}
+
+// wrapFS opens the fs repo in dir through w, a wrapper of its driver that
+// sits below the portable layer as a misbehaving store would; w's embedded
+// driver.Bucket is set here.
+func wrapFS(t testing.TB, dir string, w interface{ setDriver(driver.Bucket) }) *drivers.Bucket {
+	t.Helper()
+	cfg := fsConfig(dir)
+	d, err := drivers.OpenDriver(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.setDriver(d)
+	b := drivers.NewBucket(w.(driver.Bucket), cfg)
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func (s *stuckBucket) setDriver(d driver.Bucket) { s.Bucket = d }
+func (f *faultyReads) setDriver(d driver.Bucket) { f.Bucket = d }
+
+// randomBytes returns n bytes zstd cannot shrink.
+func randomBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(r.Uint32())
+	}
+	return out
+}
+
+// readFault decides what one ranged read of the data object does: it gets
+// the read's offset and how many reads of that offset came before, and
+// returns a transform of the bytes read (nil: unchanged) and an error to
+// end the read with after half of them (nil: none).
+type readFault func(off int64, earlier int) (mangle func([]byte), err error)
+
+// faultyReads wraps a Bucket and injects faults into ranged reads of keys
+// ending in suffix; reads counts the reads per offset.
+type faultyReads struct {
+	driver.Bucket
+	suffix string
+	fault  readFault
+	mu     sync.Mutex
+	reads  map[int64]int
+}
+
+func (f *faultyReads) NewRangeReader(ctx context.Context, key string, off, n int64) (io.ReadCloser, error) {
+	r, err := f.Bucket.NewRangeReader(ctx, key, off, n)
+	if err != nil || !strings.HasSuffix(key, f.suffix) {
+		return r, err
+	}
+	f.mu.Lock()
+	if f.reads == nil {
+		f.reads = map[int64]int{}
+	}
+	earlier := f.reads[off]
+	f.reads[off]++
+	f.mu.Unlock()
+	mangle, ferr := f.fault(off, earlier)
+	if mangle == nil && ferr == nil {
+		return r, nil
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if mangle != nil {
+		mangle(data)
+	}
+	if ferr != nil {
+		return io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), errReader{ferr})), nil
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (f *faultyReads) readsAt(off int64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads[off]
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }

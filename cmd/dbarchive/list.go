@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -11,14 +13,21 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dbarchive/dbarchive/archiver"
+	"github.com/dbarchive/dbarchive/drivers"
+	"github.com/dbarchive/dbarchive/sources"
 )
 
 func newListCommand(g *globals) *cobra.Command {
 	var repo, output string
 	cmd := &cobra.Command{
 		Use:   "list [--repo URL] [-o table|json]",
-		Short: "List the backups in a repo, oldest first",
-		Args:  cobra.NoArgs,
+		Short: "List the backups in a repo, oldest first, with the set each belongs to",
+		Long: `Lists every backup whose manifest reads, oldest first. A backup's set is its
+source type, database and --name: prune keeps backups per set, and
+--backup latest picks the newest of one set. A backup whose manifest cannot be
+read is skipped here with a warning (restore and verify with --backup latest
+refuse to guess past it).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usagef("-o %q: want table or json", output)
@@ -44,11 +53,13 @@ func newListCommand(g *globals) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(backups)
 			}
+			// SOURCE, DATABASE and NAME together are the backup's set:
+			// retention and latest work within one.
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tSTORED\tRATIO")
+			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tNAME\tSTORED\tRATIO")
 			for _, m := range backups {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2f\n", m.ID, m.EndTime.Local().Format(time.DateTime),
-					m.Source.Type, orDash(m.Source.Database), humanize.IBytes(uint64(m.StoredSize)), m.Ratio())
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\n", m.ID, m.EndTime.Local().Format(time.DateTime),
+					m.Source.Type, orDash(m.Source.Database), orDash(m.Name), humanize.IBytes(uint64(m.StoredSize)), m.Ratio())
 			}
 			return w.Flush()
 		},
@@ -63,4 +74,46 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// setFlags are the --source and --name flags of restore and verify: they
+// name the set (source type, database, backup name) that --backup latest is
+// taken from. They are needed only when the repo holds more than one set.
+type setFlags struct {
+	source, name string
+	cmd          *cobra.Command
+}
+
+func (f *setFlags) register(cmd *cobra.Command) {
+	f.cmd = cmd
+	cmd.Flags().StringVar(&f.source, "source", "", "with --backup latest: the source URL the backups were made from (its type and database name the set)")
+	cmd.Flags().StringVar(&f.name, "name", "", "with --backup latest: the --name the backups were made with (give --name '' for unnamed ones)")
+}
+
+// filter turns the flags into the archiver's set filter. The source URL is
+// only parsed, never connected to.
+func (f *setFlags) filter() (archiver.SetFilter, error) {
+	sf := archiver.SetFilter{Name: f.name, HasName: f.cmd.Flags().Changed("name")}
+	if f.source != "" {
+		src, err := sources.Open(f.source, sources.Options{})
+		if err != nil {
+			return sf, usagef("--source: %v", err)
+		}
+		sf.Type, sf.Database = src.Type(), src.Database()
+	}
+	return sf, nil
+}
+
+// resolve finds the backup --backup names ("latest" within the set the
+// flags name, or an id).
+func (f *setFlags) resolve(ctx context.Context, b *drivers.Bucket, prefix, backupID string) (*archiver.Manifest, error) {
+	sf, err := f.filter()
+	if err != nil {
+		return nil, err
+	}
+	m, err := archiver.Resolve(ctx, b, prefix, backupID, sf)
+	if errors.Is(err, archiver.ErrAmbiguousSet) {
+		return nil, &usageError{fmt.Errorf("%w; name the set with --source (and --name), or give --backup ID", err)}
+	}
+	return m, err
 }

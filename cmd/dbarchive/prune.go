@@ -20,8 +20,12 @@ func newPruneCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--repo URL] (--keep-last N | --keep-within DURATION) [--dry-run]",
 		Short: "Delete backups the retention does not keep, and clean up after failed ones",
-		Long: `Keeps the newest N backups (--keep-last) and those finished within a duration
-(--keep-within, e.g. 36h, 14d, 8w); the newest backup is always kept. Manifests are
+		Long: `Rules apply to each backup set (source type, database and --name; see list)
+on its own: keeps the newest N backups of each set (--keep-last) and those
+finished within a duration (--keep-within, e.g. 36h, 14d, 8w); the newest
+backup of each set is always kept. Only complete backups count: one whose data
+or parts object is missing or has another size than its manifest records is
+reported as incomplete, and deleted once older than --grace. Manifests are
 deleted before data, so a half-pruned backup is never listed. Also removes
 leftovers of backups that never finished and aborts pending uploads, once they
 are older than --grace.`,
@@ -60,8 +64,11 @@ are older than --grace.`,
 				if dryRun {
 					verb = "would delete"
 				}
+				for _, in := range res.Incomplete {
+					fmt.Fprintf(g.stdout, "incomplete\t%s\t%s\t%s\n", in.Manifest.ID, in.Manifest.Set(), in.Reason)
+				}
 				for _, m := range res.Deleted {
-					fmt.Fprintf(g.stdout, "%s\t%s\n", verb, m.ID)
+					fmt.Fprintf(g.stdout, "%s\t%s\t%s\n", verb, m.ID, m.Set())
 				}
 				for _, k := range res.Swept {
 					fmt.Fprintf(g.stdout, "%s\tleftover %s\n", verb, k)

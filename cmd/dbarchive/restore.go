@@ -18,6 +18,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	var (
 		repo, backupID, target, output, passwordFile string
 		createDB                                     bool
+		sets                                         setFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [--repo URL] [--backup ID|latest] (--target URL | --output FILE|-)",
@@ -34,7 +35,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 				return usagef("give exactly one of --target and --output")
 			}
 			ctx := cmd.Context()
-			b, prefix, m, err := openBackup(ctx, repo, backupID)
+			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
 				return err
 			}
@@ -68,17 +69,18 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 	cmd.Flags().StringVar(&output, "output", "", "file to write the dump to, or - for stdout")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the target password")
 	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
+	sets.register(cmd)
 	return cmd
 }
 
 // openBackup opens the repo and finds one backup in it ("latest" or an id).
 // The caller closes the bucket.
-func openBackup(ctx context.Context, repo, backupID string) (*drivers.Bucket, string, *archiver.Manifest, error) {
+func openBackup(ctx context.Context, repo, backupID string, sets *setFlags) (*drivers.Bucket, string, *archiver.Manifest, error) {
 	b, prefix, err := openRepo(ctx, repo)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	m, err := archiver.Resolve(ctx, b, prefix, backupID)
+	m, err := sets.resolve(ctx, b, prefix, backupID)
 	if err != nil {
 		b.Close()
 		return nil, "", nil, err
@@ -144,13 +146,14 @@ func fileSink(path string) func(io.Reader) error {
 
 func newVerifyCommand(g *globals) *cobra.Command {
 	var repo, backupID string
+	var sets setFlags
 	cmd := &cobra.Command{
 		Use:   "verify [--repo URL] [--backup ID|latest]",
 		Short: "Read a backup in full and check its checksums and sizes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			b, prefix, m, err := openBackup(ctx, repo, backupID)
+			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
 				return err
 			}
@@ -168,5 +171,6 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	}
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
+	sets.register(cmd)
 	return cmd
 }
