@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -116,7 +117,11 @@ func (s *Source) load(ctx context.Context, format string, dump io.Reader, into s
 	// must not end up in an error message.
 	runErr := psql.Run(ctx, in, io.Discard)
 	closeOut(runErr)
-	return errors.Join(runErr, wait())
+	werr := wait()
+	if runErr != nil && werr != nil && errors.Is(runErr, werr) {
+		return runErr // psql failed reading pg_restore's failure: say it once
+	}
+	return errors.Join(runErr, werr)
 }
 
 // pipeline is pg_restore turning an archive into SQL for psql.
@@ -139,16 +144,25 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 	p := &pipeline{script: outR, dbLevel: strings.NewReader("")}
 	var (
 		feed      = dump
+		tee       *io.PipeWriter
 		propsDone = make(chan error, 1)
 		props     bytes.Buffer
+		propsOnce sync.Once
+		propsErr  error
 	)
+	// propsResult waits for the second pg_restore once; the dbLevel reader
+	// and wait both ask.
+	propsResult := func() error {
+		propsOnce.Do(func() { propsErr = <-propsDone })
+		return propsErr
+	}
 	if s.opts.CreateDatabase {
 		cmd, err := s.scriptCommand(format, true, true)
 		if err != nil {
 			return nil, err
 		}
 		tr, tw := io.Pipe()
-		feed = &teeToPipe{r: dump, w: tw}
+		feed, tee = &teeToPipe{r: dump, w: tw}, tw
 		go func() {
 			err := cmd.Run(ctx, tr, &props)
 			if err != nil {
@@ -158,7 +172,7 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 			propsDone <- err
 		}()
 		p.dbLevel = &lazyReader{open: func() (io.Reader, error) {
-			if err := <-propsDone; err != nil {
+			if err := propsResult(); err != nil {
 				return nil, err
 			}
 			stmts, err := databaseStatements(props.String(), into)
@@ -171,6 +185,16 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 	go func() {
 		err := main.Run(ctx, feed, outW)
 		outW.CloseWithError(err) // nil: psql reads on to COMMIT
+		if tee != nil {
+			// A main pg_restore that stopped early no longer feeds the
+			// tee: end the second one's input too (after a clean end the
+			// tee has closed it already, and this is a no-op).
+			if err != nil {
+				tee.CloseWithError(err)
+			} else {
+				tee.CloseWithError(errors.New("the archive ended"))
+			}
+		}
 		mainDone <- err
 	}()
 	p.closeOut = func(err error) {
@@ -181,17 +205,11 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 		outR.CloseWithError(err)
 	}
 	p.wait = func() error {
-		err := <-mainDone
-		select {
-		case perr := <-propsDone:
-			if err == nil {
-				err = perr
-			}
-		default:
-			// The props reader was consumed by the dbLevel reader, or the
-			// main pg_restore failed first; its result is in err already.
+		if err := <-mainDone; err != nil {
+			_ = propsResult() // failed because of err; wait for it only
+			return err
 		}
-		return err
+		return propsResult()
 	}
 	return p, nil
 }
