@@ -4,9 +4,10 @@
 //
 // A source knows its dump and restore tools and nothing about storage or
 // compression: the archiver hands it a writer to dump into and a reader to
-// restore from. Credentials reach the tools through their environment or a
-// private file, never through process arguments, and never appear in an
-// error, a log line or Describe.
+// restore from. Credentials reach the tools through their environment or an
+// inherited pipe, never through process arguments or a file on disk, and
+// never appear in an error, a log line or Describe. Tools run in their own
+// process group and, on Linux, die with dbarchive.
 package sources
 
 import (

@@ -1,6 +1,7 @@
 // Package postgres is the PostgreSQL source: pg_dump streams one database to
-// stdout, and pg_restore (custom and tar formats) or psql (plain) load such a
-// dump back in a single transaction.
+// stdout, and psql loads such a dump back (custom and tar archives turned
+// into SQL by pg_restore on the way) in one transaction whose COMMIT
+// dbarchive sends only after the whole stream checked out.
 //
 // Connection settings reach the tools only through PG* environment variables,
 // never through arguments, so a password cannot show in a process list. The
