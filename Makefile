@@ -8,6 +8,7 @@ GO ?= go
 GOTEST_FLAGS ?= -count=1 -timeout 40m
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+JOB_IMG ?= dbarchive-job:$(VERSION)
 # The GCS library's gRPC transport is not used (the gcs driver speaks JSON
 # and XML over HTTP); leaving it out makes the binary 20 MB smaller, and the
 # binary's pages are half of dbarchive's resident memory.
@@ -28,6 +29,10 @@ help: ## Show this help.
 .PHONY: build
 build: ## Build bin/dbarchive.
 	$(GO) build -trimpath -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/dbarchive ./cmd/dbarchive
+
+.PHONY: docker-build-job
+docker-build-job: ## Build the job image $(JOB_IMG), stamped with $(VERSION).
+	docker build -f Dockerfile.job --build-arg VERSION=$(VERSION) -t $(JOB_IMG) .
 
 .PHONY: fmt
 fmt: ## Format the Go code.

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/shlex"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,6 +32,7 @@ import (
 	"github.com/dbarchive/dbarchive/archiver"
 	"github.com/dbarchive/dbarchive/drivers"
 	"github.com/dbarchive/dbarchive/sources"
+	execsource "github.com/dbarchive/dbarchive/sources/exec"
 )
 
 // EnvMountRoot, when set, is prepended to every path of the pod contract
@@ -310,12 +310,13 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 	case dbv1.SourceTypeHTTP:
 		raw = s.URL
 	case dbv1.SourceTypeExec:
-		quoted := make([]string, len(s.Command))
-		for i, arg := range s.Command {
-			quoted[i] = shellQuote(arg)
+		// The command list runs as it is: no shell, no splitting. An exec
+		// source takes no password.
+		src, err := execsource.New(s.Command)
+		if err != nil {
+			return nil, fmt.Errorf("spec.source.command: %w", err)
 		}
-		raw = "exec:" + strings.Join(quoted, " ")
-		opts.Password = "" // an exec source takes no password
+		return src, nil
 	default:
 		return nil, fmt.Errorf("spec.source.type %q is not one of postgres, mysql, http, exec", s.Type)
 	}
@@ -324,17 +325,6 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 		return nil, fmt.Errorf("spec.source: %w", err)
 	}
 	return src, nil
-}
-
-// shellQuote quotes an argument so the exec source's splitter gives it back
-// unchanged.
-func shellQuote(arg string) string {
-	if arg != "" && !strings.ContainsAny(arg, " \t\n'\"\\#") {
-		if parts, err := shlex.Split(arg); err == nil && len(parts) == 1 && parts[0] == arg {
-			return arg
-		}
-	}
-	return "'" + strings.ReplaceAll(arg, "'", `'"'"'`) + "'"
 }
 
 // report writes the outcome into status.conditions (and lastBackup) with an

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/shlex"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
@@ -24,20 +23,25 @@ func TestEnvFromOSNamesMissingVariables(t *testing.T) {
 	}
 }
 
-func TestShellQuoteRoundTrips(t *testing.T) {
+// The exec source gets spec.source.command as its argv, word for word: no
+// shell string is built and split again.
+func TestExecSourceTakesCommandList(t *testing.T) {
 	for _, args := range [][]string{
 		{"mongodump", "--archive"},
 		{"sh", "-c", "echo 'a b' \"c\" $HOME # not a comment"},
-		{"", "it's", `back\slash`, "tab\there"},
+		{"x", "", "it's", `back\slash`, "tab\there", "new\nline"},
 	} {
-		quoted := make([]string, len(args))
-		for i, a := range args {
-			quoted[i] = shellQuote(a)
+		src, err := (&Runner{}).openSource(&dbv1.Source{Type: dbv1.SourceTypeExec, Command: args})
+		if err != nil {
+			t.Fatalf("openSource(%q): %v", args, err)
 		}
-		got, err := shlex.Split(strings.Join(quoted, " "))
-		if err != nil || strings.Join(got, "\x00") != strings.Join(args, "\x00") {
-			t.Fatalf("round trip of %q gave %q, %v", args, got, err)
+		got := src.(interface{ Argv() []string }).Argv()
+		if strings.Join(got, "\x00") != strings.Join(args, "\x00") {
+			t.Fatalf("argv %q, want %q", got, args)
 		}
+	}
+	if _, err := (&Runner{}).openSource(&dbv1.Source{Type: dbv1.SourceTypeExec}); err == nil || !strings.Contains(err.Error(), "spec.source.command") {
+		t.Fatalf("an empty command = %v, want an error naming spec.source.command", err)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,17 +40,39 @@ type Command struct {
 	// Secrets are values that must never appear in an error: they are
 	// replaced in the stderr tail.
 	Secrets []string
+	// MayStopReading tells Run that the tool may legitimately stop reading
+	// its input before the end (pg_restore reading only an archive's table
+	// of contents). Run then reads the rest and discards it, so the input is
+	// still consumed, and checked, to its end.
+	MayStopReading bool
+	// ExtraFiles are passed to the tool as descriptors 3, 4, … (see
+	// exec.Cmd.ExtraFiles); Run closes them once the tool has started.
+	ExtraFiles []*os.File
 }
 
 // Cmd builds the exec.Cmd that Run starts. The process gets its own process
-// group so that cancelling ctx kills the tool and everything it started.
+// group so that cancelling ctx kills the tool and everything it started, and
+// on Linux it dies with dbarchive.
 func (c *Command) Cmd(ctx context.Context) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
-	cmd.Env = append(os.Environ(), c.Env...)
+	cmd.Env = append(inheritedEnv(), c.Env...)
+	cmd.ExtraFiles = c.ExtraFiles
 	ownProcessGroup(cmd)
+	dieWithParent(cmd)
 	cmd.Cancel = func() error { return killTree(cmd) }
 	cmd.WaitDelay = waitDelay
 	return cmd
+}
+
+// inheritedEnv is our environment without dbarchive's own password
+// variables (DBARCHIVE_SOURCE_PASSWORD, …): a tool gets a password only
+// the way its source passes it on.
+func inheritedEnv() []string {
+	env := os.Environ()
+	return slices.DeleteFunc(env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return strings.HasPrefix(name, "DBARCHIVE_") && strings.HasSuffix(name, "PASSWORD")
+	})
 }
 
 // ToolError is a tool that exited non-zero or was killed. Its message holds
@@ -115,7 +138,12 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		}
 		inPipe = p
 	}
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	// The child has its copies; ours must not keep a pipe open.
+	for _, f := range c.ExtraFiles {
+		_ = f.Close()
+	}
+	if err != nil {
 		// The error names the program and PATH, nothing from Env.
 		return fmt.Errorf("%s: cannot start: %w", c.Tool, err)
 	}
@@ -126,7 +154,7 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		feed     = make(chan feedResult, 1)
 	)
 	if inPipe != nil {
-		go func() { feed <- feedInput(inPipe, stdin, kill) }()
+		go func() { feed <- feedInput(inPipe, stdin, kill, c.MayStopReading) }()
 	} else {
 		feed <- feedResult{}
 	}
@@ -182,10 +210,18 @@ type feedResult struct {
 
 // feedInput copies r into the tool's stdin. On a read error it kills the tool
 // first and leaves the pipe open (Wait closes it after the tool is dead), so
-// the tool never sees a clean end of input.
-func feedInput(in io.WriteCloser, r io.Reader, kill func()) feedResult {
+// the tool never sees a clean end of input. With drain, a tool that stops
+// reading is no error: the rest of r is read and discarded.
+func feedInput(in io.WriteCloser, r io.Reader, kill func(), drain bool) feedResult {
 	er := &errReader{r: r}
 	_, err := io.Copy(in, er)
+	if er.err == nil && err != nil && drain {
+		_, _ = io.Copy(io.Discard, er)
+		if er.err == nil {
+			_ = in.Close()
+			return feedResult{}
+		}
+	}
 	if er.err != nil {
 		kill()
 		return feedResult{readErr: er.err}

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -208,7 +210,7 @@ func TestResolvePassword(t *testing.T) {
 	}{
 		{Options{Password: "opt", PasswordFile: file}, u, "opt"},
 		{Options{PasswordFile: file}, u, "from-file"},
-		{Options{}, u, "from-url"},
+		{Options{}, u, ""}, // Open refuses a URL with a password
 		{Options{}, &url.URL{Scheme: "postgres", User: url.User("u"), Host: "h"}, ""},
 	}
 	for _, c := range cases {
@@ -222,9 +224,89 @@ func TestResolvePassword(t *testing.T) {
 	}
 }
 
+// A password inside a source URL is refused: the URL is a process argument.
+func TestOpenRefusesPasswordInURL(t *testing.T) {
+	for _, raw := range []string{"sourcestest://u:hunter2-pw@h/db", "sourcestest://:hunter2-pw@h/db"} {
+		_, err := Open(raw, Options{})
+		if !errors.Is(err, ErrPasswordInURL) || strings.Contains(err.Error(), "hunter2-pw") {
+			t.Errorf("Open(%s) = %v, want ErrPasswordInURL without the password", raw, err)
+		}
+	}
+	if _, err := Open("sourcestest://u@h/db", Options{Password: "x"}); err != nil {
+		t.Errorf("Open with a user and no password: %v", err)
+	}
+}
+
 func TestWithoutPassword(t *testing.T) {
 	u, _ := url.Parse("mysql://root:hunter2@127.0.0.1:3306/app")
 	if got := WithoutPassword(u); got != "mysql://root@127.0.0.1:3306/app" {
 		t.Fatalf("WithoutPassword = %q", got)
+	}
+}
+
+// TestHelperRunSleeper is not a test: TestToolDiesWithDbarchive runs the test
+// binary with it as a stand-in dbarchive, which starts a tool and waits.
+func TestHelperRunSleeper(t *testing.T) {
+	pidFile := os.Getenv("DBARCHIVE_TEST_SLEEPER_PID")
+	if pidFile == "" {
+		t.Skip("helper process only")
+	}
+	_ = sh(`echo $$ > `+pidFile+`.tmp; mv `+pidFile+`.tmp `+pidFile+`; exec sleep 60`).Run(context.Background(), strings.NewReader(""), io.Discard)
+	os.Exit(0)
+}
+
+// A tool must not outlive a dbarchive killed with SIGKILL: a restore tool
+// would take its closed stdin for the end of the dump.
+func TestToolDiesWithDbarchive(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	helper := exec.Command(os.Args[0], "-test.run=^TestHelperRunSleeper$")
+	helper.Env = append(os.Environ(), "DBARCHIVE_TEST_SLEEPER_PID="+pidFile)
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	deadline := time.Now().Add(30 * time.Second)
+	for pid == 0 {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		} else if time.Now().After(deadline) {
+			_ = helper.Process.Kill()
+			t.Fatal("the helper did not start its tool")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the tool %d outlived the killed dbarchive: %s", pid, stat)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A tool that may stop reading early (MayStopReading) still gets its input
+// read to the end, so a broken stream is still an error.
+func TestRunMayStopReadingDrains(t *testing.T) {
+	c := sh(`head -c 10 >/dev/null`)
+	c.MayStopReading = true
+	data := bytes.NewReader(make([]byte, 4<<20))
+	if err := c.Run(context.Background(), data, nil); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if data.Len() != 0 {
+		t.Fatalf("%d bytes of input left unread", data.Len())
+	}
+	if err := c.Run(context.Background(), io.MultiReader(bytes.NewReader(make([]byte, 4<<20)), &brokenReader{}), nil); !errors.Is(err, errBroken) {
+		t.Fatalf("Run over a broken input = %v, want its error", err)
 	}
 }

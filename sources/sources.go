@@ -4,13 +4,15 @@
 //
 // A source knows its dump and restore tools and nothing about storage or
 // compression: the archiver hands it a writer to dump into and a reader to
-// restore from. Credentials reach the tools through their environment or a
-// private file, never through process arguments, and never appear in an
-// error, a log line or Describe.
+// restore from. Credentials reach the tools through their environment or an
+// inherited pipe, never through process arguments or a file on disk, and
+// never appear in an error, a log line or Describe. Tools run in their own
+// process group and, on Linux, die with dbarchive.
 package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -64,7 +66,7 @@ type Options struct {
 }
 
 // ResolvePassword returns the password in order of precedence: Options.Password,
-// the first line of Options.PasswordFile, the password inside the URL. It
+// the first line of Options.PasswordFile (Open refuses a password in the URL). It
 // returns "" when there is none, leaving the tool's own defaults (PGPASSWORD,
 // ~/.pgpass, ~/.my.cnf) to apply. An error names the file, never its content.
 func (o Options) ResolvePassword(u *url.URL) (string, error) {
@@ -82,11 +84,6 @@ func (o Options) ResolvePassword(u *url.URL) (string, error) {
 			return "", fmt.Errorf("password file %s: first line is empty", o.PasswordFile)
 		}
 		return line, nil
-	}
-	if u != nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			return pw, nil
-		}
 	}
 	return "", nil
 }
@@ -139,8 +136,14 @@ func Schemes() []string {
 	return out
 }
 
-// Open parses a source URL and opens it with the registered driver. The
-// error never repeats the URL's password.
+// ErrPasswordInURL is a source URL with a password in it: the URL is a
+// process argument, which every user of the machine can read (ps), and a
+// password must come from a file or the environment instead.
+var ErrPasswordInURL = errors.New("a password does not belong in the source URL, where ps shows it")
+
+// Open parses a source URL and opens it with the registered driver. A URL
+// with a password is refused (ErrPasswordInURL). The error never repeats the
+// URL's password.
 func Open(raw string, opts Options) (Source, error) {
 	scheme, _, ok := strings.Cut(raw, ":")
 	if !ok || scheme == "" {
@@ -160,6 +163,11 @@ func Open(raw string, opts Options) (Source, error) {
 	if err != nil {
 		// url.Error repeats the input, which may hold a password.
 		return nil, fmt.Errorf("source URL (%s): cannot parse", scheme)
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return nil, fmt.Errorf("source URL %s: %w", WithoutPassword(u), ErrPasswordInURL)
+		}
 	}
 	return opener(u, opts)
 }

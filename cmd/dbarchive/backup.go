@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -34,9 +35,9 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 			if source == "" {
 				return usagef("--source is required")
 			}
-			size, err := humanize.ParseBytes(partSize)
+			size, err := checkBackupFlags(partSize, level, concurrency)
 			if err != nil {
-				return usagef("--part-size %q: %v", partSize, err)
+				return err
 			}
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)
@@ -47,10 +48,10 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 				Format:       format,
 			})
 			if err != nil {
-				return &usageError{err}
+				return &usageError{withPasswordHint(err, "DBARCHIVE_SOURCE_PASSWORD")}
 			}
 			ctx := cmd.Context()
-			b, prefix, err := openRepo(ctx, repo)
+			b, prefix, err := createRepo(ctx, repo)
 			if err != nil {
 				return err
 			}
@@ -61,7 +62,7 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 				Prefix:       prefix,
 				Name:         name,
 				Level:        level,
-				PartSize:     int64(size),
+				PartSize:     size,
 				Concurrency:  concurrency,
 				StallTimeout: stallTimeout,
 				Progress:     progress,
@@ -93,4 +94,47 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 	cmd.Flags().DurationVar(&stallTimeout, "stall-timeout", 0, "abort when the pipeline moves nothing for this long (0: 10m; negative: never)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "result format: text or json")
 	return cmd
+}
+
+// Bounds of the backup flags. A part is one storage request, so tiny parts
+// make a backup of millions of requests; and the pipeline holds
+// --concurrency + 1 part buffers, so part size times that is its memory.
+const (
+	minPartSize     = 64 << 10
+	maxPartBuffers  = 4 << 30
+	maxLevel        = 22
+	maxConcurrency  = 64
+	partBuffersHelp = "the backup holds part size × (concurrency + 1) in memory"
+)
+
+// checkBackupFlags validates --part-size, --level and --concurrency and
+// returns the part size in bytes.
+func checkBackupFlags(partSize string, level, concurrency int) (int64, error) {
+	size, err := humanize.ParseBytes(partSize)
+	if err != nil {
+		return 0, usagef("--part-size %q: %v", partSize, err)
+	}
+	if level < 1 || level > maxLevel {
+		return 0, usagef("--level %d: want a zstd level from 1 to %d", level, maxLevel)
+	}
+	if concurrency < 1 || concurrency > maxConcurrency {
+		return 0, usagef("--concurrency %d: want 1 to %d parts uploading at once", concurrency, maxConcurrency)
+	}
+	if size < minPartSize {
+		return 0, usagef("--part-size %s: want at least %s (each part is one storage request)", partSize, humanize.IBytes(minPartSize))
+	}
+	if need := size * uint64(concurrency+1); size > maxPartBuffers || need > maxPartBuffers {
+		return 0, usagef("--part-size %s with --concurrency %d needs %s of part buffers (%s); the limit is %s: lower --part-size or --concurrency",
+			partSize, concurrency, humanize.IBytes(need), partBuffersHelp, humanize.IBytes(maxPartBuffers))
+	}
+	return int64(size), nil
+}
+
+// withPasswordHint adds to a refused URL password where the password goes
+// instead.
+func withPasswordHint(err error, envVar string) error {
+	if errors.Is(err, sources.ErrPasswordInURL) {
+		return fmt.Errorf("%w: give it in %s or --password-file", err, envVar)
+	}
+	return err
 }

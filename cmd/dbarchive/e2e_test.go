@@ -63,6 +63,7 @@ type cli struct {
 	t       *testing.T
 	env     map[string]string
 	dataDir string // XDG_DATA_HOME
+	dir     string // working directory; "" is the test's
 }
 
 func newCLI(t *testing.T) *cli {
@@ -104,6 +105,7 @@ func (r result) String() string {
 func (c *cli) command(ctx context.Context, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.CommandContext(ctx, dbarchiveBin, args...)
 	cmd.Env = c.environ()
+	cmd.Dir = c.dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 10 * time.Second

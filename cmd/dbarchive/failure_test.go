@@ -274,13 +274,13 @@ func TestUsageErrors(t *testing.T) {
 func TestEnvironmentSetsFlags(t *testing.T) {
 	dir, other := t.TempDir(), t.TempDir()
 	c := newCLI(t).
-		setenv("DBARCHIVE_SOURCE", gen("-size 2MiB")).
+		setenv("DBARCHIVE_BACKUP_SOURCE", gen("-size 2MiB")).
 		setenv("DBARCHIVE_REPO", fileURL(dir)).
-		setenv("DBARCHIVE_LEVEL", "9").
-		setenv("DBARCHIVE_OUTPUT", "json")
+		setenv("DBARCHIVE_BACKUP_LEVEL", "9").
+		setenv("DBARCHIVE_BACKUP_OUTPUT", "json")
 	m := c.backup("", "")
 	if m.CompressionLevel != 9 || m.Source.Type != "exec" {
-		t.Fatalf("DBARCHIVE_LEVEL=9 gave level %d, source %+v", m.CompressionLevel, m.Source)
+		t.Fatalf("DBARCHIVE_BACKUP_LEVEL=9 gave level %d, source %+v", m.CompressionLevel, m.Source)
 	}
 	c.listed("", m.ID) // DBARCHIVE_REPO
 	c.listed(fileURL(dir), m.ID)
@@ -288,14 +288,49 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	// A flag on the command line beats the variable.
 	m2 := c.backup(gen("-size 1MiB"), fileURL(other), "--level", "1")
 	if m2.CompressionLevel != 1 {
-		t.Errorf("--level 1 with DBARCHIVE_LEVEL=9 gave level %d", m2.CompressionLevel)
+		t.Errorf("--level 1 with DBARCHIVE_BACKUP_LEVEL=9 gave level %d", m2.CompressionLevel)
 	}
 	c.listed(fileURL(other), m2.ID)
 	c.listed(fileURL(dir), m.ID)
 
 	// A variable that does not parse is a usage error naming it.
-	r := newCLI(t).setenv("DBARCHIVE_LEVEL", "high").fail(2, "backup", "--source", gen(""), "--repo", fileURL(dir))
-	if !strings.Contains(r.stderr, "DBARCHIVE_LEVEL") {
+	r := newCLI(t).setenv("DBARCHIVE_BACKUP_LEVEL", "high").fail(2, "backup", "--source", gen(""), "--repo", fileURL(dir))
+	if !strings.Contains(r.stderr, "DBARCHIVE_BACKUP_LEVEL") {
 		t.Errorf("stderr does not name the variable:\n%s", r.stderr)
 	}
+}
+
+// A command's own flags are read from DBARCHIVE_<COMMAND>_<FLAG>: the same
+// flag name in two commands (backup -o json, restore --output FILE; the
+// source's and the target's --password-file) never shares a variable.
+func TestEnvironmentScopedPerCommand(t *testing.T) {
+	dir := t.TempDir()
+	repo := fileURL(dir)
+	work := t.TempDir()
+	out := filepath.Join(t.TempDir(), "restored")
+	c := newCLI(t).
+		setenv("DBARCHIVE_REPO", repo).
+		setenv("DBARCHIVE_OUTPUT", "json").
+		setenv("DBARCHIVE_PASSWORD_FILE", filepath.Join(work, "no-such-file")).
+		setenv("DBARCHIVE_RESTORE_OUTPUT", out).
+		setenv("DBARCHIVE_RESTORE_PASSWORD_FILE", filepath.Join(work, "no-such-file"))
+	c.dir = work
+	// An exec: source refuses any password option: the backup succeeds only
+	// because neither password-file variable is backup's.
+	m := c.backup(gen("-size 1MiB"), "")
+	r := c.ok("restore")
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("DBARCHIVE_RESTORE_OUTPUT did not name the restore's file: %v\n%v", err, r)
+	}
+	if files := repoFiles(t, work); len(files) != 0 {
+		t.Fatalf("restore wrote %v into the working directory (DBARCHIVE_OUTPUT taken for restore's --output)", files)
+	}
+	if !strings.Contains(r.stderr, "DBARCHIVE_OUTPUT is not read") || !strings.Contains(r.stderr, "DBARCHIVE_RESTORE_OUTPUT") {
+		t.Errorf("restore does not warn about the unscoped variable:\n%s", r.stderr)
+	}
+	c.setenv("DBARCHIVE_BACKUP_PASSWORD_FILE", filepath.Join(work, "no-such-file"))
+	if r := c.fail(2, "backup", "--source", gen("-size 1MiB")); !strings.Contains(r.stderr, "password") {
+		t.Errorf("DBARCHIVE_BACKUP_PASSWORD_FILE was not read by backup:\n%s", r.stderr)
+	}
+	c.listed(repo, m.ID)
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -45,7 +46,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) int {
-	root := newRootCommand()
+	root, g := newRootCommand()
 	root.SetArgs(args)
 	// Cobra reports an unknown command or a wrong argument count as a plain
 	// error, before any command's hooks run: an error that arrives before
@@ -60,12 +61,19 @@ func run(ctx context.Context, args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "dbarchive:", err)
+	code := exitFailure
 	var ue *usageError
 	if errors.As(err, &ue) || !started {
-		return exitUsage
+		code = exitUsage
 	}
-	return exitFailure
+	if g.logFormat == "json" {
+		// One JSON line, like every log line before it, so a log collector
+		// parses the reason too.
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("dbarchive failed", "error", err.Error(), "exitCode", code)
+	} else {
+		fmt.Fprintln(os.Stderr, "dbarchive:", err)
+	}
+	return code
 }
 
 // usageError is a mistake in the command line; it exits with code 2.

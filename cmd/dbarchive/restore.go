@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -17,7 +18,7 @@ import (
 func newRestoreCommand(g *globals) *cobra.Command {
 	var (
 		repo, backupID, target, output, passwordFile string
-		createDB                                     bool
+		createDB, force                              bool
 		sets                                         setFlags
 	)
 	cmd := &cobra.Command{
@@ -34,6 +35,14 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 			if (target == "") == (output == "") {
 				return usagef("give exactly one of --target and --output")
 			}
+			if err := checkBackupID(backupID); err != nil {
+				return err
+			}
+			if output != "" && output != "-" && !force {
+				if _, err := os.Lstat(output); err == nil {
+					return usagef("--output %s exists; give --force to replace it", output)
+				}
+			}
 			ctx := cmd.Context()
 			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
@@ -47,7 +56,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 			case output == "-":
 				sink = func(r io.Reader) error { _, err := io.Copy(g.stdout, r); return err }
 			default:
-				sink = fileSink(output)
+				sink = fileSink(output, force)
 			}
 			if err != nil {
 				return err
@@ -70,6 +79,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the target password")
 	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
 	sets.register(cmd)
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing --output file")
 	return cmd
 }
 
@@ -91,14 +101,19 @@ func openBackup(ctx context.Context, repo, backupID string, sets *setFlags) (*dr
 // targetSink opens the target as a source of the same type as the backup
 // and returns its restore as the sink.
 func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile string, createDB bool) (func(io.Reader) error, error) {
-	t, err := sources.Open(target, sources.Options{
+	opts := sources.Options{
 		Password:       os.Getenv("DBARCHIVE_TARGET_PASSWORD"),
 		PasswordFile:   passwordFile,
-		Format:         m.Source.Format,
 		CreateDatabase: createDB,
-	})
+	}
+	// The recorded format is the dump tool's (pg_restore's); an exec:
+	// command takes the stream as it is.
+	if !strings.HasPrefix(strings.ToLower(target), "exec:") {
+		opts.Format = m.Source.Format
+	}
+	t, err := sources.Open(target, opts)
 	if err != nil {
-		return nil, &usageError{err}
+		return nil, &usageError{withPasswordHint(err, "DBARCHIVE_TARGET_PASSWORD")}
 	}
 	if t.Type() != m.Source.Type && t.Type() != "exec" {
 		return nil, usagef("backup %s holds a %s dump; target %s is %s", m.ID, m.Source.Type, t.Describe(), t.Type())
@@ -113,10 +128,11 @@ func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile s
 	return func(in io.Reader) error { return r.Restore(cmd.Context(), in) }, nil
 }
 
-// fileSink writes to a temporary file beside path and renames it into place
+// fileSink writes to a temporary file beside path and moves it into place
 // only when the whole stream verified, so a failed restore never leaves a
-// plausible-looking dump file.
-func fileSink(path string) func(io.Reader) error {
+// plausible-looking dump file. Without force the move is a link, which
+// fails rather than replace a file that appeared meanwhile.
+func fileSink(path string, force bool) func(io.Reader) error {
 	return func(r io.Reader) (err error) {
 		f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.partial")
 		if err != nil {
@@ -137,7 +153,12 @@ func fileSink(path string) func(io.Reader) error {
 		if err = f.Close(); err != nil {
 			return err
 		}
-		if err = os.Rename(f.Name(), path); err != nil {
+		if force {
+			err = os.Rename(f.Name(), path)
+		} else if err = os.Link(f.Name(), path); err == nil {
+			err = os.Remove(f.Name())
+		}
+		if err != nil {
 			return fmt.Errorf("move restored file into place: %w", err)
 		}
 		return nil
@@ -152,6 +173,9 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Short: "Read a backup in full and check its checksums and sizes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkBackupID(backupID); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
@@ -173,4 +197,16 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
 	sets.register(cmd)
 	return cmd
+}
+
+// checkBackupID refuses a --backup that is neither latest nor an id, before
+// it becomes part of an object key (../x).
+func checkBackupID(id string) error {
+	if id == "latest" {
+		return nil
+	}
+	if _, err := archiver.ParseID(id); err != nil {
+		return usagef("--backup: %v, or latest", err)
+	}
+	return nil
 }

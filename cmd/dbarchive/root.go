@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,7 +33,7 @@ type globals struct {
 	interactive bool
 }
 
-func newRootCommand() *cobra.Command {
+func newRootCommand() (*cobra.Command, *globals) {
 	g := &globals{stderr: os.Stderr, stdout: os.Stdout}
 	root := &cobra.Command{
 		Use:           "dbarchive",
@@ -39,10 +41,17 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := applyEnv(cmd); err != nil {
+			warnings, err := applyEnv(cmd)
+			if err != nil {
 				return err
 			}
-			return g.setup()
+			if err := g.setup(); err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				g.log.Warn(w)
+			}
+			return nil
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
@@ -57,7 +66,7 @@ func newRootCommand() *cobra.Command {
 		newVersionCommand(g),
 		newJobCommand(g),
 	)
-	return root
+	return root, g
 }
 
 func (g *globals) setup() error {
@@ -81,16 +90,45 @@ func (g *globals) setup() error {
 	return nil
 }
 
-// applyEnv fills every flag the command line left unset from DBARCHIVE_<FLAG>
-// (upper case, dashes as underscores), so a Job or a CI script can configure
-// dbarchive without a command line.
-func applyEnv(cmd *cobra.Command) error {
-	var err error
+// sharedFlags mean the same in every command, so one variable serves all:
+// DBARCHIVE_REPO, DBARCHIVE_LOG_FORMAT, DBARCHIVE_LOG_LEVEL.
+var sharedFlags = map[string]bool{"repo": true, "log-format": true, "log-level": true}
+
+// envName is the variable that sets a flag of a command: DBARCHIVE_<FLAG>
+// for the shared flags, DBARCHIVE_<COMMAND>_<FLAG> for the others (upper
+// case, dashes as underscores). A command's own flags are scoped because the
+// same name means different things in different commands: backup's
+// --output is a result format, restore's a file to write, and backup's
+// --password-file is the source's password, restore's the target's.
+func envName(cmd, flag string) string {
+	if sharedFlags[flag] {
+		return envUpper(flag)
+	}
+	return envUpper(cmd + "-" + flag)
+}
+
+func envUpper(s string) string {
+	return "DBARCHIVE_" + strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
+}
+
+// applyEnv fills every flag the command line left unset from its variable
+// (envName), so a Job or a CI script can configure dbarchive without a
+// command line. It returns a warning for each unscoped DBARCHIVE_<FLAG>
+// that names one of the command's own flags: such a variable is not read.
+func applyEnv(cmd *cobra.Command) (warnings []string, err error) {
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		if err != nil {
 			return
 		}
-		name := "DBARCHIVE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		name := envName(cmd.Name(), f.Name)
+		if unscoped := envUpper(f.Name); unscoped != name {
+			if _, ok := os.LookupEnv(unscoped); ok {
+				warnings = append(warnings, fmt.Sprintf("%s is not read: --%s of %s is set by %s", unscoped, f.Name, cmd.Name(), name))
+			}
+		}
+		if f.Changed {
+			return
+		}
 		if v, ok := os.LookupEnv(name); ok && v != "" {
 			if serr := f.Value.Set(v); serr != nil {
 				err = usagef("%s=%q: %v", name, v, serr)
@@ -99,7 +137,7 @@ func applyEnv(cmd *cobra.Command) error {
 			f.Changed = true
 		}
 	})
-	return err
+	return warnings, err
 }
 
 // defaultRepo is the repo used when --repo is not given: a directory in the
@@ -116,13 +154,36 @@ func defaultRepo() string {
 	return "file://" + filepath.Join(base, "dbarchive", "repo")
 }
 
-// openRepo parses a repo URL and opens its bucket.
+// openRepo opens an existing repo: list, restore, verify and prune must
+// not create one where a mistyped path points.
 func openRepo(ctx context.Context, raw string) (*drivers.Bucket, string, error) {
+	return openRepoWith(ctx, raw, false)
+}
+
+// createRepo opens a repo for a backup, creating an fs repo's directory.
+func createRepo(ctx context.Context, raw string) (*drivers.Bucket, string, error) {
+	return openRepoWith(ctx, raw, true)
+}
+
+// openRepoWith parses a repo URL and opens its bucket. A setting that
+// cannot work (a repo path that is a file, an endpoint with credentials) is
+// a usage error.
+func openRepoWith(ctx context.Context, raw string, create bool) (*drivers.Bucket, string, error) {
 	cfg, prefix, err := repourl.Parse(raw, os.Getenv)
 	if err != nil {
 		return nil, "", &usageError{err}
 	}
+	if cfg.Type == "fs" && !create {
+		cfg.CreateBucket = false
+		if _, err := os.Stat(cfg.Path); errors.Is(err, fs.ErrNotExist) {
+			return nil, "", usagef("repo %s does not exist (only backup creates a repo)", raw)
+		}
+	}
 	b, err := drivers.Open(ctx, cfg)
+	var ce *drivers.ConfigError
+	if errors.As(err, &ce) {
+		return nil, "", &usageError{err}
+	}
 	if err != nil {
 		return nil, "", err
 	}

@@ -106,3 +106,46 @@ func TestOpenRejects(t *testing.T) {
 		}
 	}
 }
+
+// New runs the argument list exactly: no word of it is split, unquoted or
+// expanded, whatever characters it holds.
+func TestNewTakesArgvAsIs(t *testing.T) {
+	argv := []string{"sh", "-c", `printf '%s|' "$@"`, "sh", "two words", `it's "quoted"`, "$HOME", "# not a comment", `back\slash`, "", "tab\there"}
+	s, err := New(argv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := s.Dump(context.Background(), &out); err != nil {
+		t.Fatalf("Dump: %v", err)
+	}
+	if want := strings.Join(argv[4:], "|") + "|"; out.String() != want {
+		t.Fatalf("stdout = %q, want %q", out.String(), want)
+	}
+	// Describe quotes each word so that splitting it gives argv back.
+	back, err := Split(strings.TrimPrefix(s.Describe(), "exec:"))
+	if err != nil || strings.Join(back, "\x00") != strings.Join(argv, "\x00") {
+		t.Fatalf("Split(Describe()) = %q, %v; want %q", back, err, argv)
+	}
+	if _, err := New(nil); err == nil {
+		t.Error("New(nil) succeeded")
+	}
+}
+
+// A command line that needs a shell is refused instead of being run with
+// its $VAR, pipe or redirection taken as literal words.
+func TestSplitRefusesShellSyntax(t *testing.T) {
+	for _, line := range []string{
+		"pg_dumpall --host $PGHOST", `echo "$(id)"`, "echo `id`", "pg_dumpall | gzip",
+		"pg_dumpall > /tmp/x", "true; false", "true && false", "PGHOST=x pg_dumpall", "sleep 1 &",
+	} {
+		_, err := sources.Open("exec:"+line, sources.Options{})
+		if err == nil || !strings.Contains(err.Error(), "needs a shell") {
+			t.Errorf("Open(exec:%s) = %v, want a refusal naming the shell", line, err)
+		}
+	}
+	got, err := Split(`mongodump --archive "--query={\"a\": 1}" 'x y' z\ w`)
+	if err != nil || strings.Join(got, "|") != `mongodump|--archive|--query={"a": 1}|x y|z w` {
+		t.Fatalf("Split = %q, %v", got, err)
+	}
+}

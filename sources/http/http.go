@@ -36,9 +36,9 @@ type Source struct {
 
 var _ sources.Source = (*Source)(nil)
 
-// Open builds a source from an http(s) URL. User info in the URL, or
-// Options.Password/PasswordFile with the URL's user name, become basic
-// authentication.
+// Open builds a source from an http(s) URL. The URL's user name with
+// Options.Password/PasswordFile becomes basic authentication (sources.Open
+// refuses a password inside the URL).
 func Open(u *url.URL, opts sources.Options) (sources.Source, error) {
 	if u.Opaque != "" || u.Host == "" {
 		return nil, errors.New("http source URL: want http(s)://host/path")

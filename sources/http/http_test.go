@@ -98,12 +98,15 @@ func TestBasicAuthAndSecrets(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	defer srv.Close()
-	withUser := strings.Replace(srv.URL, "http://", "http://reader:url-pw@", 1)
+	withUser := strings.Replace(srv.URL, "http://", "http://reader@", 1)
+	if _, err := sources.Open(strings.Replace(srv.URL, "http://", "http://reader:url-pw@", 1), sources.Options{}); !errors.Is(err, sources.ErrPasswordInURL) {
+		t.Errorf("a URL with a password: %v, want it refused", err)
+	}
 
 	for _, c := range []struct {
 		opts sources.Options
 		want string
-	}{{sources.Options{}, "url-pw"}, {sources.Options{Password: "opt-pw"}, "opt-pw"}} {
+	}{{sources.Options{Password: "opt-pw"}, "opt-pw"}} {
 		s := open(t, withUser+"/x?token=tok-secret", c.opts)
 		if err := s.Dump(context.Background(), io.Discard); err != nil {
 			t.Fatalf("Dump: %v", err)
@@ -123,7 +126,7 @@ func TestBasicAuthAndSecrets(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	_ = l.Close()
-	err = open(t, "http://reader:url-pw@"+addr+"/x?token=tok-secret", sources.Options{}).Dump(context.Background(), io.Discard)
+	err = open(t, "http://reader@"+addr+"/x?token=tok-secret", sources.Options{Password: "url-pw"}).Dump(context.Background(), io.Discard)
 	if err == nil || strings.Contains(err.Error(), "url-pw") || strings.Contains(err.Error(), "tok-secret") {
 		t.Fatalf("Dump = %v, want a connection error without secrets", err)
 	}

@@ -2,10 +2,15 @@
 // streams one database to stdout as SQL, and the mariadb (or mysql) client
 // loads it back.
 //
-// The password reaches the tools only through a private option file passed
-// as --defaults-extra-file, never as an argument or an environment variable,
-// and the file is removed when the tool ends. The package must not connect
-// to the server itself.
+// The password reaches the tools only through an option file that they read
+// from an inherited pipe (--defaults-extra-file=/dev/fd/3): never as an
+// argument or an environment variable, and never on disk, so a killed
+// dbarchive leaves nothing behind. The package must not connect to the
+// server itself.
+//
+// A dump starts with a comment line recording the database's default
+// character set and collation; a restore that creates the database creates
+// it with them. The line is an SQL comment: the stream stays a plain dump.
 //
 // A restore is NOT transactional: the dump's CREATE and DROP statements
 // commit on their own, so a restore that fails half-way leaves in the target
@@ -15,6 +20,8 @@
 package mysql
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -137,60 +145,83 @@ func quoteOption(v string) (string, error) {
 	return q + v + q, nil
 }
 
-// withOptionFile writes the option file with mode 0600, hands its path to
-// fn and removes it when fn returns.
-func (s *Source) withOptionFile(fn func(path string, secrets []string) error) error {
+// optionFD is the descriptor the option file's pipe gets in the tool:
+// the first of exec.Cmd.ExtraFiles.
+const optionFD = 3
+
+// command builds a run of tool that reads its connection settings and
+// password from a pipe: the option file is written into the pipe here
+// (it fits the pipe's buffer, so the write cannot block) and the tool
+// opens /dev/fd/3, the read end it inherits. --defaults-extra-file must
+// come first.
+func (s *Source) command(tool string, args ...string) (*sources.Command, error) {
 	content, secrets, err := s.optionFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	f, err := os.CreateTemp("", "dbarchive-mysql-*.cnf") // mode 0600
+	if len(content) > 4096 {
+		return nil, fmt.Errorf("mysql source %s: connection settings too long (%d bytes)", s.Describe(), len(content))
+	}
+	r, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("mysql source %s: option file: %w", s.Describe(), err)
+		return nil, fmt.Errorf("mysql source %s: option pipe: %w", s.Describe(), err)
 	}
-	defer os.Remove(f.Name())
-	_, werr := f.WriteString(content)
-	if cerr := f.Close(); werr == nil {
+	_, werr := w.WriteString(content)
+	if cerr := w.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr != nil {
-		return fmt.Errorf("mysql source %s: option file: %w", s.Describe(), werr)
+		r.Close()
+		return nil, fmt.Errorf("mysql source %s: option pipe: %w", s.Describe(), werr)
 	}
-	return fn(f.Name(), secrets)
-}
-
-// command puts --defaults-extra-file first, where the tools require it.
-func command(tool, optionFile string, secrets []string, args ...string) *sources.Command {
 	return &sources.Command{
-		Tool:    tool,
-		Path:    tool,
-		Args:    append([]string{"--defaults-extra-file=" + optionFile}, args...),
-		Secrets: secrets,
-	}
+		Tool:       tool,
+		Path:       tool,
+		Args:       append([]string{fmt.Sprintf("--defaults-extra-file=/dev/fd/%d", optionFD)}, args...),
+		Secrets:    secrets,
+		ExtraFiles: []*os.File{r},
+	}, nil
 }
 
 // dumpCommand dumps the one database without CREATE DATABASE or USE, so the
 // dump loads into a database of any name. "--" keeps a name that starts
 // with "-" from reading as an option.
-func (s *Source) dumpCommand(optionFile string, secrets []string) *sources.Command {
+func (s *Source) dumpCommand() (*sources.Command, error) {
 	args := append(append([]string{}, dumpOptions...), "--", s.db)
-	return command(tool(dumpTools), optionFile, secrets, args...)
+	return s.command(tool(dumpTools), args...)
 }
 
-func (s *Source) restoreCommand(optionFile string, secrets []string) *sources.Command {
-	return command(tool(clientTools), optionFile, secrets, "--default-character-set=utf8mb4", "--", s.db)
+func (s *Source) restoreCommand() (*sources.Command, error) {
+	return s.command(tool(clientTools), "--default-character-set=utf8mb4", "--", s.db)
 }
 
-func (s *Source) sqlCommand(optionFile string, secrets []string, sql string) *sources.Command {
-	return command(tool(clientTools), optionFile, secrets, "--execute="+sql)
+// sqlCommand runs statements outside any database; --batch and
+// --skip-column-names make a query's output one tab-separated line a row.
+func (s *Source) sqlCommand(sql string) (*sources.Command, error) {
+	return s.command(tool(clientTools), "--batch", "--skip-column-names", "--execute="+sql)
+}
+
+// runSQL runs sql and returns its output.
+func (s *Source) runSQL(ctx context.Context, sql string) (string, error) {
+	c, err := s.sqlCommand(sql)
+	if err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	err = c.Run(ctx, nil, &out)
+	return out.String(), err
 }
 
 func quoteIdent(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
 
-// Check verifies that a dump tool is on PATH and the option file can be
-// written (the password file is readable, the password representable).
+// Check verifies that a dump tool and a client are on PATH and the option
+// file can be written (the password file is readable, the password representable).
 func (s *Source) Check(context.Context) error {
 	if _, err := sources.LookTool(hint, dumpTools...); err != nil {
+		return fmt.Errorf("mysql source %s: %w", s.Describe(), err)
+	}
+	// The client reads the database's character set before the dump.
+	if _, err := sources.LookTool(hint, clientTools...); err != nil {
 		return fmt.Errorf("mysql source %s: %w", s.Describe(), err)
 	}
 	_, _, err := s.optionFile()
@@ -206,47 +237,97 @@ func (s *Source) CheckRestore(context.Context) error {
 	return err
 }
 
-// Dump runs mariadb-dump with --single-transaction (a consistent snapshot of
-// InnoDB tables without locking them) and streams the SQL to w.
+// Dump writes the header line with the database's defaults, then runs
+// mariadb-dump with --single-transaction (a consistent snapshot of InnoDB
+// tables without locking them) and streams the SQL to w.
 func (s *Source) Dump(ctx context.Context, w io.Writer) error {
-	return s.withOptionFile(func(optionFile string, secrets []string) error {
-		if err := s.dumpCommand(optionFile, secrets).Run(ctx, nil, w); err != nil {
+	out, err := s.runSQL(ctx, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = "+quoteString(s.db))
+	if err != nil {
+		return fmt.Errorf("mysql source %s: reading the database's character set: %w", s.Describe(), err)
+	}
+	if cs, coll, ok := strings.Cut(strings.TrimSpace(out), "\t"); ok && validName(cs) && validName(coll) {
+		if _, err := fmt.Fprintf(w, "%s%s collate %s\n", headerPrefix, cs, coll); err != nil {
 			return fmt.Errorf("mysql source %s: %w", s.Describe(), err)
 		}
-		return nil
-	})
+	}
+	c, err := s.dumpCommand()
+	if err != nil {
+		return err
+	}
+	if err := c.Run(ctx, nil, w); err != nil {
+		return fmt.Errorf("mysql source %s: %w", s.Describe(), err)
+	}
+	return nil
+}
+
+// headerPrefix starts the comment line a dump begins with.
+const headerPrefix = "-- dbarchive: database default character set "
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+
+// validName reports whether a character set or collation name can go into
+// a statement unquoted.
+func validName(s string) bool { return nameRE.MatchString(s) }
+
+// quoteString quotes a string literal for the server's default SQL mode,
+// where a backslash escapes.
+func quoteString(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
+}
+
+// createStatement is CREATE DATABASE with the defaults the dump's header
+// line records, if it has one.
+func (s *Source) createStatement(head []byte) string {
+	stmt := "CREATE DATABASE " + quoteIdent(s.db)
+	line, _, _ := bytes.Cut(head, []byte("\n"))
+	if rest, ok := bytes.CutPrefix(line, []byte(headerPrefix)); ok {
+		cs, coll, _ := strings.Cut(string(rest), " collate ")
+		if validName(cs) && validName(coll) {
+			stmt += " CHARACTER SET " + cs + " COLLATE " + coll
+		}
+	}
+	return stmt
 }
 
 // Restore loads a dump into the database named by the URL, creating it
-// first when Options.CreateDatabase is set (it must not exist then). The
-// client stops at the first failing statement. Statements before it stay
-// applied — DDL commits implicitly — unless the database was created for
-// this restore: then it is dropped, and nothing half-restored is left.
-func (s *Source) Restore(ctx context.Context, r io.Reader) error {
-	return s.withOptionFile(func(optionFile string, secrets []string) (err error) {
-		if s.opts.CreateDatabase {
-			if cerr := s.sqlCommand(optionFile, secrets, "CREATE DATABASE "+quoteIdent(s.db)).Run(ctx, nil, nil); cerr != nil {
-				return fmt.Errorf("mysql target %s: creating the database: %w", s.Describe(), cerr)
+// first when Options.CreateDatabase is set (it must not exist then), with
+// the character set and collation the dump recorded. The client stops at
+// the first failing statement. Statements before it stay applied — DDL
+// commits implicitly — unless the database was created for this restore:
+// then it is dropped, and nothing half-restored is left.
+func (s *Source) Restore(ctx context.Context, r io.Reader) (err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if s.opts.CreateDatabase {
+		head, perr := br.Peek(len(headerPrefix) + 200)
+		if perr != nil && perr != io.EOF && perr != bufio.ErrBufferFull {
+			return fmt.Errorf("mysql target %s: reading the dump: %w", s.Describe(), perr)
+		}
+		if _, cerr := s.runSQL(ctx, s.createStatement(head)); cerr != nil {
+			return fmt.Errorf("mysql target %s: creating the database: %w", s.Describe(), cerr)
+		}
+		defer func() {
+			if err != nil {
+				err = errors.Join(err, s.dropCreated(ctx))
 			}
-			defer func() {
-				if err != nil {
-					err = errors.Join(err, s.dropCreated(ctx, optionFile, secrets))
-				}
-			}()
-		}
-		if rerr := s.restoreCommand(optionFile, secrets).Run(ctx, r, nil); rerr != nil {
-			return fmt.Errorf("mysql target %s: %w", s.Describe(), rerr)
-		}
-		return nil
-	})
+		}()
+	}
+	c, err := s.restoreCommand()
+	if err != nil {
+		return err
+	}
+	// The client's stdout is query output, not a reason for failing.
+	if rerr := c.Run(ctx, br, io.Discard); rerr != nil {
+		return fmt.Errorf("mysql target %s: %w", s.Describe(), rerr)
+	}
+	return nil
 }
 
 // dropCreated removes the database this restore created, even when ctx has
 // been cancelled: that cancellation is usually why the restore failed.
-func (s *Source) dropCreated(ctx context.Context, optionFile string, secrets []string) error {
+func (s *Source) dropCreated(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
 	defer cancel()
-	if err := s.sqlCommand(optionFile, secrets, "DROP DATABASE IF EXISTS "+quoteIdent(s.db)).Run(ctx, nil, nil); err != nil {
+	if _, err := s.runSQL(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(s.db)); err != nil {
 		return fmt.Errorf("mysql target %s: dropping the database created for the failed restore: %w", s.Describe(), err)
 	}
 	return nil

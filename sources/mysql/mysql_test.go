@@ -209,15 +209,12 @@ func TestPassword(t *testing.T) {
 			t.Fatal("the dump lacks the table's row")
 		}
 	})
-	t.Run("url password dumps, never shown", func(t *testing.T) {
+	t.Run("url password refused, never shown", func(t *testing.T) {
 		withPw := *base
 		withPw.User = url.UserPassword(user, pw)
-		s := open(t, withPw.String(), sources.Options{})
-		if strings.Contains(s.Describe(), "ss") {
-			t.Errorf("Describe = %q", s.Describe())
-		}
-		if err := s.Dump(context.Background(), io.Discard); err != nil {
-			t.Fatalf("Dump: %v", err)
+		_, err := sources.Open(withPw.String(), sources.Options{})
+		if !errors.Is(err, sources.ErrPasswordInURL) || strings.Contains(err.Error(), `ss\w`) || strings.Contains(err.Error(), "p#a") {
+			t.Errorf("Open = %v, want ErrPasswordInURL without the password", err)
 		}
 	})
 	t.Run("wrong password fails without showing it", func(t *testing.T) {
@@ -229,42 +226,28 @@ func TestPassword(t *testing.T) {
 	})
 	t.Run("never in arguments or environment", func(t *testing.T) {
 		s := open(t, base.String(), sources.Options{Password: pw})
-		for what, cmd := range map[string]*sources.Command{
-			"dump":    s.dumpCommand("/tmp/opts.cnf", nil),
-			"restore": s.restoreCommand("/tmp/opts.cnf", nil),
-			"create":  s.sqlCommand("/tmp/opts.cnf", nil, "CREATE DATABASE x"),
-		} {
+		dump, err1 := s.dumpCommand()
+		restore, err2 := s.restoreCommand()
+		create, err3 := s.sqlCommand("CREATE DATABASE x")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		for what, cmd := range map[string]*sources.Command{"dump": dump, "restore": restore, "create": create} {
 			ec := cmd.Cmd(context.Background())
-			if ec.Args[1] != "--defaults-extra-file=/tmp/opts.cnf" {
-				t.Errorf("%s: first argument %q, want --defaults-extra-file", what, ec.Args[1])
+			if ec.Args[1] != "--defaults-extra-file=/dev/fd/3" || len(ec.ExtraFiles) != 1 {
+				t.Errorf("%s: first argument %q, %d extra files; want the option file on descriptor 3", what, ec.Args[1], len(ec.ExtraFiles))
 			}
 			for _, a := range append(slices.Clone(ec.Args), ec.Env...) {
 				if strings.Contains(a, "ss\\w") {
 					t.Errorf("%s: %q holds the password", what, a)
 				}
 			}
-		}
-	})
-	t.Run("option file is private and removed", func(t *testing.T) {
-		dir := t.TempDir()
-		t.Setenv("TMPDIR", dir)
-		s := open(t, base.String(), sources.Options{Password: pw})
-		var mode os.FileMode
-		err := s.withOptionFile(func(path string, _ []string) error {
-			fi, err := os.Stat(path)
-			if err == nil {
-				mode = fi.Mode().Perm()
+			// The pipe holds the option file, password included.
+			b, _ := io.ReadAll(ec.ExtraFiles[0])
+			if !strings.Contains(string(b), "password=") {
+				t.Errorf("%s: the option pipe holds %d bytes without a password", what, len(b))
 			}
-			return err
-		})
-		if err != nil || mode != 0o600 {
-			t.Fatalf("option file mode %v, err %v; want 0600", mode, err)
-		}
-		if err := s.Dump(context.Background(), io.Discard); err != nil {
-			t.Fatal(err)
-		}
-		if left, _ := os.ReadDir(dir); len(left) != 0 {
-			t.Fatalf("left behind: %v", left)
+			ec.ExtraFiles[0].Close()
 		}
 	})
 }
@@ -316,5 +299,49 @@ func TestOpen(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("Open(%q) = %v, want %q", raw, err, wantErr)
 		}
+	}
+}
+
+// A restore that creates the database gives it the dumped database's
+// default character set and collation, not the server's.
+func TestCreateDatabaseKeepsCharset(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	name, db := srv.Create(t, "my_charset")
+	if _, err := db.Exec("ALTER DATABASE " + testdb.QuoteMy(name) + " CHARACTER SET latin1 COLLATE latin1_german2_ci; CREATE TABLE t (v VARCHAR(10)); INSERT INTO t VALUES ('Straße')"); err != nil {
+		t.Fatal(err)
+	}
+	defaults := func(db string) string {
+		var cs, coll string
+		if err := srv.Admin.QueryRow(`SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?`, db).Scan(&cs, &coll); err != nil {
+			t.Fatalf("defaults of %s: %v", db, err)
+		}
+		return cs + "/" + coll
+	}
+	var dump bytes.Buffer
+	if err := open(t, srv.URL(name), sources.Options{}).Dump(context.Background(), &dump); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(dump.String(), "-- ") {
+		t.Fatalf("the dump does not start with a comment line: %.80q", dump.String())
+	}
+	target := srv.Name(t, "my_charset_dst")
+	if err := open(t, srv.URL(target), sources.Options{CreateDatabase: true}).Restore(context.Background(), bytes.NewReader(dump.Bytes())); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if got, want := defaults(target), defaults(name); got != want || want != "latin1/latin1_german2_ci" {
+		t.Fatalf("restored database defaults %s, want %s", got, want)
+	}
+	var v string
+	if err := srv.Connect(t, target).QueryRow(`SELECT v FROM t`).Scan(&v); err != nil || v != "Straße" {
+		t.Fatalf("restored row %q (%v)", v, err)
+	}
+	// Into an existing database the header is only a comment.
+	existing, _ := srv.Create(t, "my_charset_keep")
+	before := defaults(existing)
+	if err := open(t, srv.URL(existing), sources.Options{}).Restore(context.Background(), bytes.NewReader(dump.Bytes())); err != nil {
+		t.Fatalf("Restore into an existing database: %v", err)
+	}
+	if after := defaults(existing); after != before {
+		t.Fatalf("restoring changed an existing database's defaults %s -> %s", before, after)
 	}
 }

@@ -1,6 +1,7 @@
 // Package postgres is the PostgreSQL source: pg_dump streams one database to
-// stdout, and pg_restore (custom and tar formats) or psql (plain) load such a
-// dump back in a single transaction.
+// stdout, and psql loads such a dump back (custom and tar archives turned
+// into SQL by pg_restore on the way) in one transaction whose COMMIT
+// dbarchive sends only after the whole stream checked out.
 //
 // Connection settings reach the tools only through PG* environment variables,
 // never through arguments, so a password cannot show in a process list. The
@@ -9,7 +10,6 @@
 package postgres
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -20,7 +20,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
 )
@@ -47,9 +46,6 @@ var queryEnv = map[string]string{
 	"application_name": "PGAPPNAME",
 	"host":             "PGHOST", // a Unix socket directory
 }
-
-// cleanupTimeout bounds dropping a database created for a restore that failed.
-const cleanupTimeout = time.Minute
 
 // Source is one PostgreSQL database.
 type Source struct {
@@ -151,34 +147,62 @@ func (s *Source) command(tool string, args ...string) (*sources.Command, error) 
 // dumpCommand writes the custom format uncompressed: the archiver compresses
 // the stream with zstd, which does better and faster on raw data than on
 // pg_dump's zlib output. A restore reads both.
+//
+// Archives (custom, tar) carry the database's own entries (--create): its
+// ALTER DATABASE … SET settings, comment and ACL, which a restore with
+// CreateDatabase applies to the database it makes. A restore into an
+// existing database skips them, as plain pg_restore does. A plain dump does
+// not carry them: there they would be CREATE DATABASE and \connect lines
+// inside the SQL, tying the dump to the original name.
 func (s *Source) dumpCommand() (*sources.Command, error) {
-	if s.format == FormatCustom {
-		return s.command("pg_dump", "--format="+s.format, "--compress=0")
+	switch s.format {
+	case FormatCustom:
+		return s.command("pg_dump", "--format="+s.format, "--compress=0", "--create")
+	case FormatTar:
+		return s.command("pg_dump", "--format="+s.format, "--create")
 	}
 	return s.command("pg_dump", "--format="+s.format)
 }
 
-// restoreCommand loads a dump of the given format into the database named by
-// PGDATABASE, in one transaction that any error rolls back.
-func (s *Source) restoreCommand(format string) (*sources.Command, error) {
-	if format == FormatPlain {
-		// --file=- because psql only wraps -c/-f input in --single-transaction.
-		return s.command("psql", "--no-psqlrc", "--quiet", "--single-transaction", "--set=ON_ERROR_STOP=1", "--file=-")
+// psqlCommand runs SQL read from stdin against database db. No
+// --single-transaction: psql commits that at the end of its input, and a
+// killed dbarchive is an end of input too. The transaction is in the input
+// instead (see Restore), so only dbarchive's COMMIT ends it.
+func (s *Source) psqlCommand(db string, vars ...string) (*sources.Command, error) {
+	args := []string{"--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1"}
+	for _, v := range vars {
+		args = append(args, "--set="+v)
 	}
-	// An empty --dbname makes pg_restore connect (rather than print SQL)
-	// while libpq takes the database from PGDATABASE.
-	return s.command("pg_restore", "--single-transaction", "--no-owner", "--exit-on-error", "--format="+format, "--dbname=")
+	c, err := s.command("psql", append(args, "--file=-")...)
+	if err != nil {
+		return nil, err
+	}
+	c.Env = append(c.Env, "PGDATABASE="+db)
+	return c, nil
 }
 
-// createCommand and dropCommand let createdb and dropdb quote the name; "--"
-// keeps a name that starts with "-" from reading as an option.
-func (s *Source) createCommand() (*sources.Command, error) {
-	return s.command("createdb", "--", s.db)
+// scriptCommand turns a custom or tar archive into the SQL script psql
+// loads. createDB adds the database-level entries (CREATE DATABASE, its
+// settings, comment and ACL) and, with selectNothing, restricts the script
+// to them: pg_restore applies its selection switches to everything but
+// those entries.
+func (s *Source) scriptCommand(format string, createDB, selectNothing bool) (*sources.Command, error) {
+	args := []string{"--no-owner", "--format=" + format, "--file=-"}
+	if createDB {
+		args = append(args, "--create")
+	}
+	if selectNothing {
+		args = append(args, "--schema-only", "--schema="+noSuchSchema)
+	}
+	c, err := s.command("pg_restore", args...)
+	if c != nil {
+		c.MayStopReading = selectNothing
+	}
+	return c, err
 }
 
-func (s *Source) dropCommand() (*sources.Command, error) {
-	return s.command("dropdb", "--if-exists", "--", s.db)
-}
+// noSuchSchema selects no object of a real database.
+const noSuchSchema = "dbarchive: no schema"
 
 // Check verifies that pg_dump is on PATH and the password file, if any, is
 // readable.
@@ -190,20 +214,12 @@ func (s *Source) Check(context.Context) error {
 	return err
 }
 
-// CheckRestore verifies that the restore tools are on PATH: pg_restore or
-// psql for the format (both when no format is given: it is read from the
-// dump), createdb and dropdb when the database is to be created.
+// CheckRestore verifies that the restore tools are on PATH: psql, which
+// loads every format, and pg_restore unless the dump is known to be plain.
 func (s *Source) CheckRestore(context.Context) error {
-	tools := []string{"pg_restore", "psql"}
-	switch {
-	case s.opts.Format == "":
-	case s.format == FormatPlain:
-		tools = []string{"psql"}
-	default:
-		tools = []string{"pg_restore"}
-	}
-	if s.opts.CreateDatabase {
-		tools = append(tools, "createdb", "dropdb")
+	tools := []string{"psql", "pg_restore"}
+	if s.opts.Format != "" && s.format == FormatPlain {
+		tools = tools[:1]
 	}
 	for _, t := range tools {
 		if _, err := sources.LookTool(hint, t); err != nil {
@@ -222,65 +238,6 @@ func (s *Source) Dump(ctx context.Context, w io.Writer) error {
 	}
 	if err := cmd.Run(ctx, nil, w); err != nil {
 		return fmt.Errorf("postgres source %s: %w", s.Describe(), err)
-	}
-	return nil
-}
-
-// Restore loads a dump into the database named by the URL, creating it first
-// when Options.CreateDatabase is set (it must not exist then). The format is
-// read from the dump's first bytes; when Options.Format is set as well, the
-// two must agree. The load is one transaction: when the tool fails or r
-// fails half-way, the target is left as it was, and a database created for
-// this restore is dropped again.
-func (s *Source) Restore(ctx context.Context, r io.Reader) (err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	head, perr := br.Peek(512)
-	if perr != nil && perr != io.EOF {
-		return fmt.Errorf("postgres target %s: reading the dump: %w", s.Describe(), perr)
-	}
-	if len(head) == 0 {
-		return fmt.Errorf("postgres target %s: the dump is empty", s.Describe())
-	}
-	format := detectFormat(head)
-	if s.opts.Format != "" && format != s.format {
-		return fmt.Errorf("postgres target %s: the dump is in %s format, not %s", s.Describe(), format, s.format)
-	}
-	cmd, err := s.restoreCommand(format)
-	if err != nil {
-		return err
-	}
-	if s.opts.CreateDatabase {
-		create, cerr := s.createCommand()
-		if cerr != nil {
-			return cerr
-		}
-		if cerr := create.Run(ctx, nil, nil); cerr != nil {
-			return fmt.Errorf("postgres target %s: creating the database: %w", s.Describe(), cerr)
-		}
-		// err here is Restore's result: the closure must see the final one.
-		defer func() {
-			if err != nil {
-				err = errors.Join(err, s.dropCreated(ctx))
-			}
-		}()
-	}
-	if err := cmd.Run(ctx, br, nil); err != nil {
-		return fmt.Errorf("postgres target %s: %w", s.Describe(), err)
-	}
-	return nil
-}
-
-// dropCreated removes the database this restore created, even when ctx has
-// been cancelled: that cancellation is usually why the restore failed.
-func (s *Source) dropCreated(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-	defer cancel()
-	drop, err := s.dropCommand()
-	if err == nil {
-		err = drop.Run(ctx, nil, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres target %s: dropping the database created for the failed restore: %w", s.Describe(), err)
 	}
 	return nil
 }

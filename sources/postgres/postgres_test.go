@@ -167,6 +167,11 @@ func TestRestoreFailureLeavesTargetUnchanged(t *testing.T) {
 					if !errors.As(err, &te) || te.Tool != "psql" || !strings.Contains(err.Error(), "division by zero") {
 						t.Fatalf("Restore = %v, want a psql ToolError with the stderr tail", err)
 					}
+					// The dump's SELECT set_config(…) prints a result on
+					// psql's stdout: that is not part of why it failed.
+					if strings.Contains(err.Error(), "set_config") || strings.Contains(err.Error(), "(1 row)") {
+						t.Fatalf("the error holds psql's stdout: %v", err)
+					}
 					if got := publicTables(t, db); !slices.Equal(got, []string{"keep"}) {
 						t.Fatalf("target tables after failed restore: %v, want [keep]", got)
 					}
@@ -198,7 +203,9 @@ func TestRestoreDropsDatabaseItCreated(t *testing.T) {
 	}
 	t.Logf("Restore: %v", err)
 	var exists bool
-	if err := srv.Admin.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, target).Scan(&exists); err != nil || exists {
+	err = srv.Admin.QueryRow(`SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1
+		OR starts_with(datname, $2) AND shobj_description(oid, 'pg_database') = $3)`, target, incompletePrefix, incompleteComment(target)).Scan(&exists)
+	if err != nil || exists {
 		t.Fatalf("database created for a failed restore still exists (%v, err %v)", exists, err)
 	}
 }
@@ -277,7 +284,7 @@ func TestPasswordNeverInArgs(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("from-file-pw\nsecond line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const raw = "postgres://alice:url%23pw@db.example:6543/sales?sslmode=require"
+	const raw = "postgres://alice@db.example:6543/sales?sslmode=require"
 	cases := []struct {
 		name string
 		opts sources.Options
@@ -285,7 +292,6 @@ func TestPasswordNeverInArgs(t *testing.T) {
 	}{
 		{"options", sources.Options{Password: "opt-pw", PasswordFile: pwFile}, "opt-pw"},
 		{"file", sources.Options{PasswordFile: pwFile}, "from-file-pw"},
-		{"url", sources.Options{}, "url#pw"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -295,10 +301,8 @@ func TestPasswordNeverInArgs(t *testing.T) {
 			}
 			builders := map[string]func() (*sources.Command, error){
 				"dump":   s.dumpCommand,
-				"custom": func() (*sources.Command, error) { return s.restoreCommand(FormatCustom) },
-				"plain":  func() (*sources.Command, error) { return s.restoreCommand(FormatPlain) },
-				"create": s.createCommand,
-				"dropdb": s.dropCommand,
+				"script": func() (*sources.Command, error) { return s.scriptCommand(FormatCustom, true, true) },
+				"psql":   func() (*sources.Command, error) { return s.psqlCommand("sales", "target=sales") },
 			}
 			for what, build := range builders {
 				cmd, err := build()
@@ -334,8 +338,8 @@ func TestPasswordNotInErrors(t *testing.T) {
 	t.Cleanup(func() { _, _ = srv.Admin.Exec(`DROP ROLE IF EXISTS ` + testdb.QuotePG(role)) })
 	// Trust authentication lets the role in without the password; the dump
 	// still fails (no such database), and its error must not carry pw.
-	raw := strings.Replace(srv.URL("dbarchive_no_such_db"), "postgres@", role+":"+pw+"@", 1)
-	s, err := sources.Open(raw, sources.Options{})
+	raw := strings.Replace(srv.URL("dbarchive_no_such_db"), "postgres@", role+"@", 1)
+	s, err := sources.Open(raw, sources.Options{Password: pw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +352,7 @@ func TestPasswordNotInErrors(t *testing.T) {
 			t.Errorf("%q holds the password", text)
 		}
 	}
-	if _, err := sources.Open("postgres://u:"+pw+"@h/db?password="+pw, sources.Options{}); err == nil || strings.Contains(err.Error(), pw) {
+	if _, err := sources.Open("postgres://u@h/db?password="+pw, sources.Options{}); err == nil || strings.Contains(err.Error(), pw) {
 		t.Errorf("Open with a password parameter = %v, want an error without the value", err)
 	}
 }
