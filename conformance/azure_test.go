@@ -23,7 +23,8 @@ func TestAzure(t *testing.T) {
 			cfg.Bucket = emulators.NewContainerName()
 			return cfg
 		},
-		Proxy: proxy,
+		Proxy:   proxy,
+		Witness: azureWitness,
 		Missing: func(_ *testing.T, cfg drivers.Config) (drivers.Config, func()) {
 			cfg.CreateBucket = false
 			return cfg, nil

@@ -59,8 +59,11 @@ type Harness struct {
 	// refuses. It may arm the Proxy instead, where the emulator checks no
 	// credentials (fake-gcs-server); it says so in its comment.
 	BadCredentials func(t *testing.T, cfg drivers.Config) drivers.Config
-	// NotApplicable names the failure behaviours that cannot apply to this
-	// backend, with the reason.
+	// Witness opens a second, independent client of the store cfg names
+	// (see Witness).
+	Witness func(t *testing.T, cfg drivers.Config) Witness
+	// NotApplicable names the behaviours (failure behaviours, SecondClient)
+	// that cannot apply to this backend, with the reason.
 	NotApplicable map[string]string
 }
 
@@ -105,6 +108,16 @@ func Run(t *testing.T, h Harness) {
 				h.Proxy.Clear()
 			}
 			tc.fn(t, open(t, h.Config(t)))
+		})
+	}
+	if why, ok := h.NotApplicable["SecondClient"]; ok {
+		t.Logf("SecondClient does not apply: %s", why)
+	} else {
+		t.Run("SecondClient", func(t *testing.T) {
+			if h.Proxy != nil {
+				h.Proxy.Clear()
+			}
+			testSecondClient(t, h)
 		})
 	}
 	t.Run("Failures", func(t *testing.T) { runFailures(t, h) })

@@ -25,6 +25,7 @@ func TestFS(t *testing.T) {
 				}
 			}
 		},
+		Witness: fsWitness,
 		NotApplicable: map[string]string{
 			"BadCredentials":          "an fs repo has no credentials; file permissions are the operating system's, and the tests run as root, which bypasses them",
 			"ResetMidRangedRead":      "there is no connection to reset; the portable layer's resumption of a broken body is tested in package drivers (TestReaderResumesAfterReset)",

@@ -14,8 +14,9 @@ func TestGCS(t *testing.T) {
 	cfg, proxy := emulators.WithProxy(t, emulators.GCS(t))
 	cfg.ListPageSize = conformance.ListPageSize
 	conformance.Run(t, conformance.Harness{
-		Config: func(*testing.T) drivers.Config { return cfg },
-		Proxy:  proxy,
+		Config:  func(*testing.T) drivers.Config { return cfg },
+		Proxy:   proxy,
+		Witness: gcsWitness,
 		Missing: func(_ *testing.T, cfg drivers.Config) (drivers.Config, func()) {
 			cfg.Bucket += "-missing"
 			return cfg, nil

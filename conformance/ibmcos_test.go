@@ -20,7 +20,7 @@ func TestIBMCOS(t *testing.T) {
 		conformance.Run(t, s3Harness(cfg, proxy, func(cfg drivers.Config) drivers.Config {
 			cfg.Secrets = drivers.SecretsFromStrings(map[string]string{"HmacAccessKeyId": "someone-else", "HmacSecretAccessKey": "x"})
 			return cfg
-		}))
+		}, s3Witness("HmacAccessKeyId", "HmacSecretAccessKey")))
 		if stats.Denied() != refusedOnPurpose || stats.Authorized() == 0 {
 			t.Errorf("HMAC run: %d requests authorized, %d denied (want %d; last: %s)", stats.Authorized(), stats.Denied(), refusedOnPurpose, stats.LastDenial())
 		}
@@ -31,7 +31,7 @@ func TestIBMCOS(t *testing.T) {
 		conformance.Run(t, s3Harness(cfg, proxy, func(cfg drivers.Config) drivers.Config {
 			cfg.Secrets = drivers.SecretsFromStrings(map[string]string{"ApiKey": "wrong-key", "ServiceInstanceId": "x"})
 			return cfg
-		}))
+		}, nil))
 		// Every Bucket gets its own token manager, so one token per opened
 		// bucket at most; at least one proves the exchange happened.
 		if stats.TokensIssued() == 0 {

@@ -177,9 +177,12 @@ func invalid(op, key, format string, args ...any) error {
 	return &Error{Code: Permanent, Op: op, Key: key, Err: fmt.Errorf(format, args...)}
 }
 
-func checkKey(op, key string) error {
-	if key == "" {
+func (b *Bucket) checkKey(op, key string) error {
+	switch {
+	case key == "":
 		return invalid(op, key, "empty key")
+	case b.limits.MaxKeyLength > 0 && len(key) > b.limits.MaxKeyLength:
+		return invalid(op, key, "key is %d bytes, longer than the %d the store accepts", len(key), b.limits.MaxKeyLength)
 	}
 	return nil
 }
@@ -194,7 +197,7 @@ func (b *Bucket) Close() error { return b.d.Close() }
 // Stat reports the size and modification time of key. A missing object is
 // NotFound.
 func (b *Bucket) Stat(ctx context.Context, key string) (ObjectInfo, error) {
-	if err := checkKey("stat", key); err != nil {
+	if err := b.checkKey("stat", key); err != nil {
 		return ObjectInfo{}, err
 	}
 	var info ObjectInfo
@@ -221,7 +224,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]ObjectInfo, error) 
 // deleting in a bucket that does not exist is NotFound, in every driver, so
 // that a mistyped repo never looks like a successful prune.
 func (b *Bucket) Delete(ctx context.Context, key string) error {
-	if err := checkKey("delete", key); err != nil {
+	if err := b.checkKey("delete", key); err != nil {
 		return err
 	}
 	return b.do(ctx, "delete", key, func(ctx context.Context) error { return b.d.Delete(ctx, key) })
@@ -244,7 +247,7 @@ func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]PendingUploa
 // detached from ctx's cancellation (bounded by AbortTimeout), so a cleaner
 // that is being stopped still finishes the abort it began.
 func (b *Bucket) AbortUpload(ctx context.Context, p PendingUpload) error {
-	if err := checkKey("abort upload", p.Key); err != nil {
+	if err := b.checkKey("abort upload", p.Key); err != nil {
 		return err
 	}
 	ctx, cancel := CleanupContext(ctx)
@@ -256,7 +259,7 @@ func (b *Bucket) AbortUpload(ctx context.Context, p PendingUpload) error {
 // (Stat, List, NewRangeReader) until Upload.Complete returns nil, and an
 // existing object under key stays readable and unchanged until then.
 func (b *Bucket) NewUpload(ctx context.Context, key string) (*Upload, error) {
-	if err := checkKey("begin upload", key); err != nil {
+	if err := b.checkKey("begin upload", key); err != nil {
 		return nil, err
 	}
 	var u driver.Upload
@@ -375,7 +378,7 @@ func (u *Upload) Abort(ctx context.Context) error {
 // timeout, it reopens the object where it stopped, under the retry budget,
 // so a dropped connection costs a retry, not the read.
 func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if err := checkKey("read", key); err != nil {
+	if err := b.checkKey("read", key); err != nil {
 		return nil, err
 	}
 	if offset < 0 || length < -1 {

@@ -49,7 +49,7 @@ func (m *memDriver) count(op string) int {
 }
 
 func (m *memDriver) Limits() Limits {
-	return Limits{MaxParts: 100, MinPartSize: 4, MaxPartSize: 1 << 20}
+	return Limits{MaxParts: 100, MinPartSize: 4, MaxPartSize: 1 << 20, MaxKeyLength: 64}
 }
 func (m *memDriver) Close() error { return nil }
 
@@ -278,6 +278,7 @@ func TestValidationBeforeAnyRequest(t *testing.T) {
 	calls := map[string]error{
 		"empty key stat":       func() error { _, err := b.Stat(ctx, ""); return err }(),
 		"empty key delete":     b.Delete(ctx, ""),
+		"key too long":         b.Delete(ctx, strings.Repeat("k", 65)),
 		"negative offset":      func() error { _, err := b.NewRangeReader(ctx, "k", -1, 5); return err }(),
 		"length below -1":      func() error { _, err := b.NewRangeReader(ctx, "k", 0, -2); return err }(),
 		"part 0":               u.PutPart(ctx, 0, []byte("data")),

@@ -31,8 +31,6 @@ package azure
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -70,7 +68,7 @@ const (
 // most 4000 MiB each. Azure has no minimum block size, so MinPartSize is 1;
 // a part of zero bytes is accepted too and simply left out of the block
 // list, since an empty block adds nothing to the blob.
-var limits = drivers.Limits{MaxParts: 50000, MinPartSize: 1, MaxPartSize: 4000 << 20}
+var limits = drivers.Limits{MaxParts: 50000, MinPartSize: 1, MaxPartSize: 4000 << 20, MaxKeyLength: 1024}
 
 // maxListPage is the largest page List Blobs returns.
 const maxListPage = 5000
@@ -308,25 +306,7 @@ func (b *Bucket) fail(op, key string, err error) error {
 	return scrub(classify(op, key, err), b.secrets)
 }
 
-// maxKeyLength is Azure's limit on blob names.
-const maxKeyLength = 1024
-
-// checkKey rejects keys Azure cannot store. An empty key would address the
-// container itself.
-func checkKey(op, key string) error {
-	switch {
-	case key == "":
-		return drivers.Errorf(drivers.Permanent, op, key, errors.New("empty key"))
-	case len(key) > maxKeyLength:
-		return drivers.Errorf(drivers.Permanent, op, key, fmt.Errorf("key longer than %d bytes", maxKeyLength))
-	}
-	return nil
-}
-
 func (b *Bucket) Stat(ctx context.Context, key string) (drivers.ObjectInfo, error) {
-	if err := checkKey("stat", key); err != nil {
-		return drivers.ObjectInfo{}, err
-	}
 	props, err := b.client.NewBlobClient(key).GetProperties(ctx, nil)
 	if err != nil {
 		return drivers.ObjectInfo{}, b.fail("stat", key, err)
@@ -342,9 +322,6 @@ func (b *Bucket) Stat(ctx context.Context, key string) (drivers.ObjectInfo, erro
 }
 
 func (b *Bucket) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
-	if err := checkKey("read", key); err != nil {
-		return nil, err
-	}
 	rng := blob.HTTPRange{Offset: offset}
 	if length > 0 {
 		rng.Count = length
@@ -403,9 +380,6 @@ func (b *Bucket) list(ctx context.Context, prefix string, uncommitted bool) ([]d
 }
 
 func (b *Bucket) Delete(ctx context.Context, key string) error {
-	if err := checkKey("delete", key); err != nil {
-		return err
-	}
 	// Snapshots go with the blob: a snapshot left behind would keep the
 	// data (and the bill) of a backup that retention meant to remove, and
 	// without this the delete fails with SnapshotsPresent forever.
@@ -453,9 +427,6 @@ func (b *Bucket) ListUploads(ctx context.Context, prefix string) ([]drivers.Pend
 }
 
 func (b *Bucket) AbortUpload(ctx context.Context, p drivers.PendingUpload) error {
-	if err := checkKey("abort upload", p.Key); err != nil {
-		return err
-	}
 	return b.discardUncommitted(ctx, p.Key)
 }
 

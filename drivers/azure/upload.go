@@ -49,9 +49,6 @@ const (
 // NewUpload sends nothing: Azure creates the pending blob with its first
 // staged block.
 func (b *Bucket) NewUpload(_ context.Context, key string) (driver.Upload, error) {
-	if err := checkKey("new upload", key); err != nil {
-		return nil, err
-	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails
 	return &upload{

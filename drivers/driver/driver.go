@@ -12,7 +12,7 @@
 // returning an error drivers.CodeOf classifies).
 //
 // The portable layer calls a driver only with arguments it has checked: keys
-// are non-empty, offsets and lengths are in range, part numbers lie in
+// are non-empty and at most Limits().MaxKeyLength bytes, offsets and lengths are in range, part numbers lie in
 // 1..Limits().MaxParts, parts are at most Limits().MaxPartSize bytes, and a
 // part count passed to Complete is within Limits().MaxParts.
 //
@@ -117,6 +117,9 @@ type Limits struct {
 	MinPartSize int64
 	// MaxPartSize is the largest size of one part.
 	MaxPartSize int64
+	// MaxKeyLength is the longest key in bytes the store accepts (0: no
+	// limit of its own).
+	MaxKeyLength int
 }
 
 // ErrInvalidRange is what a driver returns (wrapped or not) from

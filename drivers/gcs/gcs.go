@@ -118,7 +118,7 @@ const maxComposeSources = 32
 // silent is handed to the SDK wherever it takes a logger.
 var silent = slog.New(slog.DiscardHandler)
 
-var limits = drivers.Limits{MaxParts: 10000, MinPartSize: 1, MaxPartSize: 5 << 30}
+var limits = drivers.Limits{MaxParts: 10000, MinPartSize: 1, MaxPartSize: 5 << 30, MaxKeyLength: 1024}
 
 func init() {
 	drivers.Register(drivers.Registration{

@@ -20,10 +20,6 @@ import (
 func checkKey(op, key string) error {
 	var reason string
 	switch {
-	case key == "":
-		reason = "empty key"
-	case len(key) > 1024:
-		reason = "key is longer than 1024 bytes"
 	case !utf8.ValidString(key):
 		reason = "key is not valid UTF-8"
 	case strings.ContainsAny(key, "\r\n"):

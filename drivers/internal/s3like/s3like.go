@@ -23,7 +23,7 @@ import (
 )
 
 // Limits are the multipart limits of S3 and IBM COS.
-var Limits = driver.Limits{MaxParts: 10000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}
+var Limits = driver.Limits{MaxParts: 10000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30, MaxKeyLength: 1024}
 
 // Part is one part of a multipart upload, for CompleteUpload.
 type Part struct {
