@@ -86,22 +86,30 @@ func testMissingBucket(t *testing.T, h Harness) {
 	}
 	ctx := context.Background()
 	key := "conformance/missing-bucket/object"
-	_, err := b.Stat(ctx, key)
-	requireCode(t, "Stat", err, drivers.NotFound)
-	_, err = b.NewRangeReader(ctx, key, 0, -1)
-	requireCode(t, "NewRangeReader", err, drivers.NotFound)
-	_, err = b.List(ctx, "conformance/")
-	requireCode(t, "List", err, drivers.NotFound)
-	requireCode(t, "Delete", b.Delete(ctx, key), drivers.NotFound)
-	_, err = b.ListUploads(ctx, "conformance/")
+	requireEveryCall(t, b, key, drivers.NotFound)
+	_, err := b.ListUploads(ctx, "conformance/")
 	requireCode(t, "ListUploads", err, drivers.NotFound)
 	requireCode(t, "AbortUpload", b.AbortUpload(ctx, drivers.PendingUpload{Key: key, ID: "0123456789abcdef0123456789abcdef"}), drivers.NotFound)
+}
+
+// requireEveryCall checks that Stat, NewRangeReader, List, Delete and an
+// upload of key each fail with code.
+func requireEveryCall(t *testing.T, b *drivers.Bucket, key string, code drivers.Code) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.Stat(ctx, key)
+	requireCode(t, "Stat", err, code)
+	_, err = b.NewRangeReader(ctx, key, 0, -1)
+	requireCode(t, "NewRangeReader", err, code)
+	_, err = b.List(ctx, "conformance/")
+	requireCode(t, "List", err, code)
+	requireCode(t, "Delete", b.Delete(ctx, key), code)
 	u, err := b.NewUpload(ctx, key)
 	if err == nil {
 		err = u.PutPart(ctx, 1, []byte("data"))
 		_ = u.Abort(ctx)
 	}
-	requireCode(t, "NewUpload and PutPart", err, drivers.NotFound)
+	requireCode(t, "NewUpload and PutPart", err, code)
 }
 
 // testBadCredentials: credentials the store refuses are PermissionDenied,
@@ -114,22 +122,8 @@ func testBadCredentials(t *testing.T, h Harness) {
 	cfg.Retry = fastRetry
 	cfg.CreateBucket = false // opening sends nothing then
 	b := open(t, cfg)
-	ctx := context.Background()
-	key := "conformance/bad-credentials/object"
 	start := time.Now()
-	_, err := b.Stat(ctx, key)
-	requireCode(t, "Stat", err, drivers.PermissionDenied)
-	_, err = b.NewRangeReader(ctx, key, 0, -1)
-	requireCode(t, "NewRangeReader", err, drivers.PermissionDenied)
-	_, err = b.List(ctx, "conformance/")
-	requireCode(t, "List", err, drivers.PermissionDenied)
-	requireCode(t, "Delete", b.Delete(ctx, key), drivers.PermissionDenied)
-	u, err := b.NewUpload(ctx, key)
-	if err == nil {
-		err = u.PutPart(ctx, 1, []byte("data"))
-		_ = u.Abort(ctx)
-	}
-	requireCode(t, "NewUpload and PutPart", err, drivers.PermissionDenied)
+	requireEveryCall(t, b, "conformance/bad-credentials/object", drivers.PermissionDenied)
 	if took := time.Since(start); took > fastRetry.Budget {
 		t.Errorf("refused calls took %s: PermissionDenied must not be retried", took)
 	}

@@ -114,17 +114,7 @@ func TestFlippedByteFailsVerifyAndRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		checksumError(t, c.fail(1, "restore", "--repo", repo, "--target", srv.URL(target)))
-		var tables []string
-		rows, err := tdb.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var s string
-			_ = rows.Scan(&s)
-			tables = append(tables, s)
-		}
-		rows.Close()
+		tables := pgTables(t, tdb)
 		var v string
 		if err := tdb.QueryRow(`SELECT string_agg(v, ',') FROM keep`).Scan(&v); err != nil || v != "untouched" || !slices.Equal(tables, []string{"keep"}) {
 			t.Fatalf("target after a failed restore: tables %v, keep = %q (err %v); want only keep = untouched", tables, v, err)

@@ -159,37 +159,15 @@ func TestKill9DuringRestoreCommitsNothing(t *testing.T) {
 
 func pgTables(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		_ = rows.Scan(&s)
-		out = append(out, s)
-	}
-	return out
+	return testdb.Strings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
 }
 
 // leftovers lists the databases a restore into target made and has not
 // renamed: they carry its mark.
 func leftovers(t *testing.T, srv *testdb.Server, target string) []string {
 	t.Helper()
-	rows, err := srv.Admin.Query(`SELECT datname FROM pg_database
+	return testdb.Strings(t, srv.Admin, `SELECT datname FROM pg_database
 		WHERE starts_with(datname, 'dbarchive-incomplete-') AND shobj_description(oid, 'pg_database') LIKE '% into ' || $1 || ';%'`, target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		_ = rows.Scan(&s)
-		out = append(out, s)
-	}
-	return out
 }
 
 func dropLeftovers(t *testing.T, srv *testdb.Server, target string) {

@@ -187,3 +187,26 @@ func QuotePG(name string) string { return `"` + strings.ReplaceAll(name, `"`, `"
 
 // QuoteMy quotes a MariaDB identifier.
 func QuoteMy(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }
+
+// Strings runs query and returns the first column of every row, failing t
+// on any error (a Scan error too: a test must not read a half-listed result).
+func Strings(t testing.TB, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

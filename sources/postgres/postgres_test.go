@@ -125,18 +125,7 @@ func (b *brokenReader) Read(p []byte) (int, error) {
 // publicTables lists the tables in the target's public schema.
 func publicTables(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		_ = rows.Scan(&s)
-		out = append(out, s)
-	}
-	return out
+	return testdb.Strings(t, db, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`)
 }
 
 func TestRestoreFailureLeavesTargetUnchanged(t *testing.T) {
