@@ -225,12 +225,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		result.RequeueAfter = prob.recheck
 		logger.V(1).Info("spec cannot be acted on", "reason", prob.reason)
 	} else {
+		var rejections []string
 		if needsJobRBAC(&b) {
-			if err := r.ensureJobRBAC(ctx, &b); err != nil {
+			err := r.ensureJobRBAC(ctx, &b)
+			if rej := (*rejection)(nil); errors.As(err, &rej) {
+				rejections = append(rejections, rej.Error())
+			} else if err != nil {
 				return ctrl.Result{}, err
 			}
 		}
-		var rejections []string
 		cs, msg, err := r.reconcileCronJob(ctx, &b)
 		if rej := (*rejection)(nil); errors.As(err, &rej) {
 			rejections = append(rejections, rej.Error())
