@@ -519,3 +519,32 @@ func TestPodTemplateOverrides(t *testing.T) {
 		t.Errorf("container changed: %s %s", c.Name, c.Image)
 	}
 }
+
+// With --watch-namespace the operator needs no cluster-wide access: bound
+// to its ClusterRole only by a RoleBinding in the namespace it watches, it
+// does all its work there, and it cannot read a Secret elsewhere.
+func TestWatchNamespaceWithRoleBindingOnly(t *testing.T) {
+	h := start(t, func(c *harnessConfig) { c.scoped = true })
+	h.secrets()
+	h.create(scheduled(manual(newBackup("scoped"), time.Now().Add(-time.Minute)), "@daily"))
+	h.waitCondition("scoped", dbv1.ConditionReady, "True", dbv1.ReasonReconciled)
+	h.waitCronJob("scoped", nil)
+	h.eventually("manual Job", func() string {
+		if len(h.jobs("scoped")) != 1 {
+			return "no Job"
+		}
+		return ""
+	})
+	cfg, err := h.env.ScopedOperatorConfig(h.ctx, "scoped-"+h.ns, h.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: h.env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Get(h.ctx, client.ObjectKey{Namespace: "kube-system", Name: "anything"}, &corev1.Secret{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("the scoped operator reading a Secret in kube-system: %v, want Forbidden", err)
+	}
+}

@@ -69,6 +69,9 @@ type harnessConfig struct {
 	// election in its namespace.
 	onCluster     bool
 	allowedImages []string
+	// scoped runs the operator as --watch-namespace would be deployed:
+	// with the ClusterRole bound only by a RoleBinding in the namespace.
+	scoped bool
 }
 
 // testJobImage is the operator's default job image in the tests, as
@@ -118,6 +121,13 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 		err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("create namespace %s: %v", ns, err)
+		}
+	}
+
+	if cfg.scoped {
+		var err error
+		if restCfg, err = env.ScopedOperatorConfig(ctx, "scoped-"+ns, ns); err != nil {
+			t.Fatalf("scoped operator RBAC: %v", err)
 		}
 	}
 

@@ -83,3 +83,31 @@ func (e *Env) apply(ctx context.Context, obj *unstructured.Unstructured) error {
 	obj.SetResourceVersion(cur.GetResourceVersion())
 	return e.Client.Update(ctx, obj)
 }
+
+// ScopedOperatorConfig is OperatorConfig for an operator run with
+// --watch-namespace: a ServiceAccount of its own whose only permissions are
+// RoleBindings, in each of namespaces, to config/rbac's ClusterRole. It
+// can read no Secret of any other namespace.
+func (e *Env) ScopedOperatorConfig(ctx context.Context, name string, namespaces ...string) (*rest.Config, error) {
+	if _, err := e.OperatorConfig(ctx); err != nil {
+		return nil, err
+	}
+	for _, ns := range namespaces {
+		rb := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "rbac.authorization.k8s.io/v1",
+			"kind":       "RoleBinding",
+			"metadata":   map[string]any{"name": name, "namespace": ns},
+			"roleRef":    map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": OperatorServiceAccount},
+			"subjects":   []any{map[string]any{"kind": "ServiceAccount", "name": name, "namespace": OperatorNamespace}},
+		}}
+		if err := e.apply(ctx, rb); err != nil {
+			return nil, fmt.Errorf("RoleBinding %s/%s: %w", ns, name, err)
+		}
+	}
+	cfg := rest.CopyConfig(e.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: fmt.Sprintf("system:serviceaccount:%s:%s", OperatorNamespace, name),
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + OperatorNamespace, "system:authenticated"},
+	}
+	return cfg, nil
+}
