@@ -2,10 +2,10 @@ package controller_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,11 +113,13 @@ func TestCronJobFollowsSpec(t *testing.T) {
 	h.waitEvent("nightly", corev1.EventTypeNormal, "CronJobUpdated", "@daily")
 	h.waitCondition("nightly", dbv1.ConditionReady, "True", dbv1.ReasonReconciled)
 
-	// A field removed from the DatabaseBackup disappears from the CronJob.
+	// A field removed from the DatabaseBackup disappears from the CronJob:
+	// the deadline goes back to the one derived from the schedule (a day
+	// less five minutes for @daily).
 	h.update("nightly", func(b *dbv1.DatabaseBackup) { b.Spec.ActiveDeadlineSeconds = nil })
 	h.waitCronJob("nightly", func(cj *batchv1.CronJob) string {
-		if cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds != nil {
-			return "activeDeadlineSeconds still set"
+		if got := ptr.Deref(cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds, 0); got != 24*3600-300 {
+			return fmt.Sprintf("activeDeadlineSeconds %d, want %d", got, 24*3600-300)
 		}
 		return ""
 	})
@@ -283,7 +285,7 @@ func jobNames(jobs []batchv1.Job) string {
 func TestSecondReconcileChangesNothing(t *testing.T) {
 	h := start(t)
 	h.secrets()
-	b := scheduled(manual(newBackup("steady"), time.Now().Add(-time.Hour)), "*/5 * * * *")
+	b := scheduled(manual(newBackup("steady"), time.Now().Add(-time.Hour)), "0 3 * * *")
 	b.Spec.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
@@ -322,7 +324,7 @@ func (h *harness) versions(name string) map[string]string {
 		out["Job/"+j.Name] = j.ResourceVersion
 	}
 	for kind, o := range map[string]client.Object{"ServiceAccount": &corev1.ServiceAccount{}, "Role": &rbacv1.Role{}, "RoleBinding": &rbacv1.RoleBinding{}} {
-		if err := h.c.Get(h.ctx, h.key(controller.JobServiceAccountName), o); err != nil {
+		if err := h.c.Get(h.ctx, h.key(controller.JobRBACName(name)), o); err != nil {
 			h.t.Fatalf("get %s: %v", kind, err)
 		}
 		out[kind] = o.GetResourceVersion()
@@ -330,73 +332,73 @@ func (h *harness) versions(name string) map[string]string {
 	return out
 }
 
-// The job runs as a per-namespace ServiceAccount whose Role allows get on
-// DatabaseBackups and update/patch on their status, nothing else, and the
-// operator creates no cluster-wide RBAC.
+// Each DatabaseBackup's job runs as its own ServiceAccount whose Role allows
+// get on that DatabaseBackup and update/patch on its status, by
+// resourceNames, nothing else; the objects are controlled by the resource;
+// the operator creates no cluster-wide RBAC. A user's own ServiceAccount
+// (workload identity) gets the same Role bound instead.
 func TestJobRBACIsExactlyThis(t *testing.T) {
 	h := start(t)
 	h.secrets()
-	h.create(scheduled(newBackup("one"), "@hourly"), scheduled(newBackup("two"), "@daily"))
-	h.waitCronJob("one", nil)
-	h.waitCronJob("two", nil)
-	one, two := h.get("one"), h.get("two")
-
-	var role rbacv1.Role
-	h.eventually("Role owned by both", func() string {
-		if err := h.c.Get(h.ctx, h.key(controller.JobServiceAccountName), &role); err != nil {
-			return err.Error()
-		}
-		if len(role.OwnerReferences) != 2 {
-			return "owners: " + ownerNames(role.OwnerReferences)
-		}
-		return ""
-	})
-	wantRules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"database.sample.third.party"}, Resources: []string{"databasebackups"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"database.sample.third.party"}, Resources: []string{"databasebackups/status"}, Verbs: []string{"update", "patch"}},
-	}
-	if !reflect.DeepEqual(role.Rules, wantRules) {
-		t.Errorf("Role rules:\n got %+v\nwant %+v", role.Rules, wantRules)
-	}
-
-	var sa corev1.ServiceAccount
-	var rb rbacv1.RoleBinding
-	if err := h.c.Get(h.ctx, h.key(controller.JobServiceAccountName), &sa); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.c.Get(h.ctx, h.key(controller.JobServiceAccountName), &rb); err != nil {
-		t.Fatal(err)
-	}
-	wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: controller.JobServiceAccountName, Namespace: h.ns}}
-	if !reflect.DeepEqual(rb.Subjects, wantSubjects) ||
-		rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: controller.JobServiceAccountName}) {
-		t.Errorf("RoleBinding: subjects %+v roleRef %+v", rb.Subjects, rb.RoleRef)
-	}
-	for kind, refs := range map[string][]metav1.OwnerReference{"ServiceAccount": sa.OwnerReferences, "Role": role.OwnerReferences, "RoleBinding": rb.OwnerReferences} {
-		h.eventually(kind+" owners", func() string {
-			o := map[string]client.Object{"ServiceAccount": &corev1.ServiceAccount{}, "Role": &rbacv1.Role{}, "RoleBinding": &rbacv1.RoleBinding{}}[kind]
-			if err := h.c.Get(h.ctx, h.key(controller.JobServiceAccountName), o); err != nil {
+	h.create(&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "irsa",
+		Annotations: map[string]string{"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/backup"}}})
+	two := scheduled(newBackup("two"), "@daily")
+	two.Spec.PodTemplate = &dbv1.PodTemplate{ServiceAccountName: "irsa"}
+	h.create(scheduled(newBackup("one"), "@hourly"), two)
+	for _, c := range []struct{ backup, sa string }{{"one", controller.JobRBACName("one")}, {"two", "irsa"}} {
+		h.waitCronJob(c.backup, nil)
+		b := h.get(c.backup)
+		name := controller.JobRBACName(c.backup)
+		var role rbacv1.Role
+		var rb rbacv1.RoleBinding
+		h.eventually("Role and RoleBinding of "+c.backup, func() string {
+			if err := h.c.Get(h.ctx, h.key(name), &role); err != nil {
 				return err.Error()
 			}
-			refs = o.GetOwnerReferences()
-			uids := []string{}
-			for _, r := range refs {
-				if ptr.Deref(r.Controller, false) {
-					return "a shared object must have no controller owner"
-				}
-				uids = append(uids, string(r.UID))
-			}
-			slices.Sort(uids)
-			want := []string{string(one.UID), string(two.UID)}
-			slices.Sort(want)
-			if !reflect.DeepEqual(uids, want) {
-				return "owners " + ownerNames(refs)
+			if err := h.c.Get(h.ctx, h.key(name), &rb); err != nil {
+				return err.Error()
 			}
 			return ""
 		})
+		wantRules := []rbacv1.PolicyRule{
+			{APIGroups: []string{"database.sample.third.party"}, Resources: []string{"databasebackups"}, ResourceNames: []string{c.backup}, Verbs: []string{"get"}},
+			{APIGroups: []string{"database.sample.third.party"}, Resources: []string{"databasebackups/status"}, ResourceNames: []string{c.backup}, Verbs: []string{"update", "patch"}},
+		}
+		if !reflect.DeepEqual(role.Rules, wantRules) {
+			t.Errorf("%s: Role rules:\n got %+v\nwant %+v", c.backup, role.Rules, wantRules)
+		}
+		wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: c.sa, Namespace: h.ns}}
+		if !reflect.DeepEqual(rb.Subjects, wantSubjects) ||
+			rb.RoleRef != (rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name}) {
+			t.Errorf("%s: RoleBinding subjects %+v roleRef %+v", c.backup, rb.Subjects, rb.RoleRef)
+		}
+		for _, o := range []metav1.Object{&role, &rb} {
+			if !metav1.IsControlledBy(o, b) {
+				t.Errorf("%s: %s is not controlled by it: %s", c.backup, o.GetName(), ownerNames(o.GetOwnerReferences()))
+			}
+		}
+		cj := h.waitCronJob(c.backup, nil)
+		if got := cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; got != c.sa {
+			t.Errorf("%s: pod serviceAccountName %q, want %q", c.backup, got, c.sa)
+		}
+	}
+	var sa corev1.ServiceAccount
+	if err := h.c.Get(h.ctx, h.key(controller.JobRBACName("one")), &sa); err != nil {
+		t.Fatal(err)
+	}
+	if !metav1.IsControlledBy(&sa, h.get("one")) {
+		t.Errorf("ServiceAccount not controlled by its DatabaseBackup")
+	}
+	var irsa corev1.ServiceAccount
+	if err := h.c.Get(h.ctx, h.key("irsa"), &irsa); err != nil {
+		t.Fatal(err)
+	}
+	if len(irsa.OwnerReferences) != 0 || irsa.Labels[controller.LabelManagedBy] != "" {
+		t.Errorf("the user's ServiceAccount was taken over: owners %s labels %v", ownerNames(irsa.OwnerReferences), irsa.Labels)
 	}
 
-	// Exactly one of each in the namespace, none cluster-wide.
+	// One ServiceAccount (the user brought the other), two Roles and
+	// RoleBindings in the namespace, none cluster-wide.
 	var roles rbacv1.RoleList
 	var bindings rbacv1.RoleBindingList
 	var sas corev1.ServiceAccountList
@@ -406,8 +408,8 @@ func TestJobRBACIsExactlyThis(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(roles.Items) != 1 || len(bindings.Items) != 1 || len(sas.Items) != 1 {
-		t.Errorf("per-namespace RBAC: %d Roles, %d RoleBindings, %d ServiceAccounts", len(roles.Items), len(bindings.Items), len(sas.Items))
+	if len(roles.Items) != 2 || len(bindings.Items) != 2 || len(sas.Items) != 1 {
+		t.Errorf("per-resource RBAC: %d Roles, %d RoleBindings, %d ServiceAccounts", len(roles.Items), len(bindings.Items), len(sas.Items))
 	}
 	var croles rbacv1.ClusterRoleList
 	var cbindings rbacv1.ClusterRoleBindingList
@@ -420,10 +422,11 @@ func TestJobRBACIsExactlyThis(t *testing.T) {
 		t.Errorf("operator created cluster-wide RBAC: %d ClusterRoles, %d ClusterRoleBindings", len(croles.Items), len(cbindings.Items))
 	}
 
-	// The pods run as that ServiceAccount.
-	cj := h.waitCronJob("one", nil)
-	if got := cj.Spec.JobTemplate.Spec.Template.Spec.ServiceAccountName; got != controller.JobServiceAccountName {
-		t.Errorf("pod serviceAccountName %q", got)
+	// A ServiceAccount that does not exist is reported, and nothing runs.
+	h.update("two", func(b *dbv1.DatabaseBackup) { b.Spec.PodTemplate.ServiceAccountName = "nope" })
+	cond := h.waitCondition("two", dbv1.ConditionReady, "False", dbv1.ReasonServiceAccountMissing)
+	if !strings.Contains(cond.Message, `"nope"`) {
+		t.Errorf("Ready message %q does not name the ServiceAccount", cond.Message)
 	}
 }
 
@@ -612,7 +615,7 @@ func TestPodTemplateContract(t *testing.T) {
 		if ptr.Deref(js.BackoffLimit, -1) != 2 || ptr.Deref(js.ActiveDeadlineSeconds, 0) != 3600 {
 			t.Errorf("%s: backoffLimit %v activeDeadlineSeconds %v", what, js.BackoffLimit, js.ActiveDeadlineSeconds)
 		}
-		if spec.RestartPolicy != corev1.RestartPolicyNever || spec.ServiceAccountName != controller.JobServiceAccountName {
+		if spec.RestartPolicy != corev1.RestartPolicyNever || spec.ServiceAccountName != controller.JobRBACName("contract") {
 			t.Errorf("%s: restartPolicy %s serviceAccountName %s", what, spec.RestartPolicy, spec.ServiceAccountName)
 		}
 		psc := spec.SecurityContext
@@ -624,7 +627,7 @@ func TestPodTemplateContract(t *testing.T) {
 			t.Fatalf("%s: %d containers", what, len(spec.Containers))
 		}
 		c := spec.Containers[0]
-		if c.Name != "backup" || c.Image != dbv1.DefaultImage || !reflect.DeepEqual(c.Command, []string{"dbarchive", "job"}) {
+		if c.Name != "backup" || c.Image != testJobImage || !reflect.DeepEqual(c.Command, []string{"dbarchive", "job"}) {
 			t.Errorf("%s: container %s image %s command %v", what, c.Name, c.Image, c.Command)
 		}
 		sc := c.SecurityContext
@@ -695,6 +698,7 @@ func TestSucceededFollowsJobs(t *testing.T) {
 	for range 10 {
 		b := h.get("outcome")
 		b.Status.LastBackup = &dbv1.LastBackup{ID: "20221215T025943Z", Repo: "s3", ObjectKey: "20221215T025943Z/data.zst", StoredSize: 1234, FinishedTime: &finished}
+		b.Status.ReportedJob = job.Name
 		setCond(b, dbv1.ConditionSucceeded, metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded)
 		if err := h.c.Status().Update(h.ctx, b); err == nil {
 			break

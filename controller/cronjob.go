@@ -44,7 +44,7 @@ func historyLimits(b *dbv1.DatabaseBackup) (succeeded, failed int32) {
 
 // desiredCronJob is the CronJob of b's scheduled trigger, or nil when there
 // should be none. b must have passed validation.
-func desiredCronJob(b *dbv1.DatabaseBackup) *batchv1.CronJob {
+func desiredCronJob(b *dbv1.DatabaseBackup, image string) *batchv1.CronJob {
 	t := b.Spec.ScheduledTrigger
 	if t == nil || !t.Enabled {
 		return nil
@@ -72,7 +72,7 @@ func desiredCronJob(b *dbv1.DatabaseBackup) *batchv1.CronJob {
 			FailedJobsHistoryLimit:     ptr.To(failed),
 			JobTemplate: batchv1.JobTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: jobLabels},
-				Spec:       jobSpec(b, repo, dbv1.JobTriggerScheduled),
+				Spec:       jobSpec(b, repo, dbv1.JobTriggerScheduled, image),
 			},
 		},
 	}
@@ -94,7 +94,7 @@ func specHash(v any) string {
 // reconcileCronJob creates, updates or deletes the CronJob. It returns the
 // CronJob's status (nil when there is none) and a line for the Ready message.
 func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJobStatus, string, error) {
-	want := desiredCronJob(b)
+	want := desiredCronJob(b, r.jobImage(b))
 	if want == nil {
 		return nil, "", r.deleteCronJob(ctx, b)
 	}
@@ -113,7 +113,7 @@ func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBacku
 	if apierrors.IsNotFound(err) {
 		// AlreadyExists means the cache is behind: the retry sees it.
 		if err := r.Client.Create(ctx, want, client.FieldOwner(fieldManager)); err != nil {
-			return nil, "", fmt.Errorf("create CronJob %s/%s: %w", want.Namespace, want.Name, err)
+			return nil, "", rejectedOr(err, fmt.Sprintf("CronJob %s", want.Name), fmt.Errorf("create CronJob %s/%s: %w", want.Namespace, want.Name, err))
 		}
 		r.Recorder.Eventf(b, want, corev1.EventTypeNormal, "CronJobCreated", "Create", "created CronJob %s with schedule %q", want.Name, want.Spec.Schedule)
 		return &want.Status, line, nil
@@ -135,15 +135,17 @@ func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBacku
 	have.Labels = mergeMaps(have.Labels, want.Labels)
 	have.Annotations = mergeMaps(have.Annotations, want.Annotations)
 	if err := r.Client.Update(ctx, &have, client.FieldOwner(fieldManager)); err != nil {
-		return nil, "", fmt.Errorf("update CronJob %s/%s: %w", have.Namespace, have.Name, err)
+		return nil, "", rejectedOr(err, fmt.Sprintf("CronJob %s", have.Name), fmt.Errorf("update CronJob %s/%s: %w", have.Namespace, have.Name, err))
 	}
 	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobUpdated", "Update", "updated CronJob %s (schedule %q)", have.Name, have.Spec.Schedule)
 	return &have.Status, line, nil
 }
 
-// deleteCronJob removes b's CronJob if it exists. Jobs it already started
-// finish on their own (background propagation keeps them until the garbage
-// collector catches up, foreground would block on running pods).
+// deleteCronJob removes b's CronJob if it exists, for a disabled trigger.
+// Jobs it started are orphaned, not deleted: a backup that is running
+// finishes, and its outcome is still reported (the Jobs keep b's label).
+// Background or foreground propagation would have the garbage collector
+// kill it.
 func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
 	var have batchv1.CronJob
 	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
@@ -156,7 +158,7 @@ func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) 
 	if !metav1.IsControlledBy(&have, b) {
 		return nil
 	}
-	if err := r.Client.Delete(ctx, &have, client.PropagationPolicy(metav1.DeletePropagationBackground),
+	if err := r.Client.Delete(ctx, &have, client.PropagationPolicy(metav1.DeletePropagationOrphan),
 		client.Preconditions{UID: &have.UID}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -165,6 +167,53 @@ func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) 
 	}
 	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobDeleted", "Delete", "deleted CronJob %s", have.Name)
 	return nil
+}
+
+// suspendCronJob suspends b's CronJob if it exists, while the spec cannot be
+// acted on. It is not deleted: the cause may pass (a Secret deleted and
+// recreated during a rotation), and deleting it would stop the Job it runs.
+// The next reconcile with a valid spec writes the desired CronJob again.
+func (r *Reconciler) suspendCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
+	var have batchv1.CronJob
+	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
+	if err := r.Client.Get(ctx, key, &have); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get CronJob %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(&have, b) || ptr.Deref(have.Spec.Suspend, false) {
+		return nil
+	}
+	patch := client.MergeFrom(have.DeepCopy())
+	have.Spec.Suspend = ptr.To(true)
+	// The hash no longer matches, so the next valid pass rewrites the spec.
+	have.Annotations = mergeMaps(have.Annotations, map[string]string{annotationSpecHash: "suspended"})
+	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(fieldManager)); err != nil {
+		return fmt.Errorf("suspend CronJob %s: %w", key, err)
+	}
+	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobSuspended", "Suspend", "suspended CronJob %s until the spec can be acted on again", have.Name)
+	return nil
+}
+
+// rejection is an object the API server refused for a reason a retry alone
+// does not fix (invalid, forbidden, over quota): it is reported in status as
+// Ready=False, reason ServerRejected, with the server's message.
+type rejection struct {
+	what string // "CronJob x", "Job y"
+	err  error
+}
+
+func (e *rejection) Error() string { return e.what + ": " + e.err.Error() }
+func (e *rejection) Unwrap() error { return e.err }
+
+// rejectedOr returns a *rejection for an error the API server gave because
+// of the object itself, else other.
+func rejectedOr(err error, what string, other error) error {
+	if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) {
+		return &rejection{what: what, err: err}
+	}
+	return other
 }
 
 func labelsContain(have, want map[string]string) bool {

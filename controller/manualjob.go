@@ -46,10 +46,8 @@ func (r *Reconciler) reconcileManualJob(ctx context.Context, b *dbv1.DatabaseBac
 	if err != nil {
 		return manualResult{}, fmt.Errorf("manualTrigger.time %q: %w", t.Time, err)
 	}
-	if last := b.Status.LastManualTriggerTime; last != "" {
-		if lt, err := parseTriggerTime(last); err == nil && lt.Equal(at) {
-			return manualResult{message: fmt.Sprintf("manual backup of %s has run", t.Time)}, nil
-		}
+	if triggerHandled(&b.Status, at) {
+		return manualResult{message: fmt.Sprintf("manual backup of %s has run", t.Time)}, nil
 	}
 	name := ManualJobName(b.Name, at)
 	if slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return j.Name == name }) {
@@ -68,20 +66,110 @@ func (r *Reconciler) reconcileManualJob(ctx context.Context, b *dbv1.DatabaseBac
 			Namespace: b.Namespace,
 			Labels:    commonLabels(b, dbv1.JobTriggerManual),
 		},
-		Spec: jobSpec(b, b.Spec.RepoByName(t.Repo), dbv1.JobTriggerManual),
+		Spec: jobSpec(b, b.Spec.RepoByName(t.Repo), dbv1.JobTriggerManual, r.jobImage(b)),
 	}
 	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
 		return manualResult{}, fmt.Errorf("own Job %s/%s: %w", job.Namespace, job.Name, err)
 	}
 	if err := r.Client.Create(ctx, job, client.FieldOwner(fieldManager)); err != nil {
 		if !apierrors.IsAlreadyExists(err) {
-			return manualResult{}, fmt.Errorf("create Job %s/%s: %w", job.Namespace, job.Name, err)
+			return manualResult{}, rejectedOr(err, fmt.Sprintf("Job %s", job.Name), fmt.Errorf("create Job %s/%s: %w", job.Namespace, job.Name, err))
 		}
 		// Created by an earlier pass whose status write was lost.
 		return manualResult{handled: t.Time, message: fmt.Sprintf("manual backup of %s started as Job %s", t.Time, name)}, nil
 	}
 	r.Recorder.Eventf(b, job, corev1.EventTypeNormal, "JobCreated", "Create", "created Job %s for the manual trigger of %s into repo %s", job.Name, t.Time, t.Repo)
 	return manualResult{handled: t.Time, created: job, message: fmt.Sprintf("manual backup of %s started as Job %s", t.Time, name)}, nil
+}
+
+// ImmediateJobName is the Job of scheduledTrigger.immediate.
+func ImmediateJobName(backupName string) string { return backupName + "-immediate" }
+
+// reconcileImmediateJob starts the first backup of scheduledTrigger.immediate
+// once. It returns the Job's name once it exists (for status.immediateJob)
+// and the Job it created in this pass.
+func (r *Reconciler) reconcileImmediateJob(ctx context.Context, b *dbv1.DatabaseBackup, jobs []batchv1.Job) (string, *batchv1.Job, error) {
+	t := b.Spec.ScheduledTrigger
+	if t == nil || !t.Enabled || !t.Immediate || b.Spec.Suspend || b.Status.ImmediateJob != "" {
+		return "", nil, nil
+	}
+	name := ImmediateJobName(b.Name)
+	if slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return j.Name == name }) {
+		return name, nil, nil
+	}
+	// Labelled as a manual run: it is one-off, pruned with the manual Jobs,
+	// and not mistaken for a run of the CronJob.
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace, Labels: commonLabels(b, dbv1.JobTriggerManual)},
+		Spec:       jobSpec(b, b.Spec.RepoByName(t.Repo), dbv1.JobTriggerManual, r.jobImage(b)),
+	}
+	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
+		return "", nil, fmt.Errorf("own Job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	if err := r.Client.Create(ctx, job, client.FieldOwner(fieldManager)); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return name, nil, nil
+		}
+		return "", nil, rejectedOr(err, "Job "+name, fmt.Errorf("create Job %s/%s: %w", job.Namespace, job.Name, err))
+	}
+	r.Recorder.Eventf(b, job, corev1.EventTypeNormal, "JobCreated", "Create", "created Job %s for the first backup (scheduledTrigger.immediate) into repo %s", name, t.Repo)
+	return name, job, nil
+}
+
+// maxHandledTimes bounds status.handledManualTriggerTimes.
+const maxHandledTimes = 16
+
+// triggerHandled is whether the manual trigger time at was turned into a Job
+// before: it is one of the handled times, or earlier than all of them once
+// the list is full (so that a time that fell off the list never re-runs).
+func triggerHandled(st *dbv1.DatabaseBackupStatus, at time.Time) bool {
+	if last := st.LastManualTriggerTime; last != "" {
+		if lt, err := parseTriggerTime(last); err == nil && lt.Equal(at) {
+			return true
+		}
+	}
+	var oldest time.Time
+	for _, s := range st.HandledManualTriggerTimes {
+		ht, err := parseTriggerTime(s)
+		if err != nil {
+			continue
+		}
+		if ht.Equal(at) {
+			return true
+		}
+		if oldest.IsZero() || ht.Before(oldest) {
+			oldest = ht
+		}
+	}
+	return len(st.HandledManualTriggerTimes) >= maxHandledTimes && at.Before(oldest)
+}
+
+// recordHandled adds the trigger time raw to the handled times: sorted by
+// time, the oldest dropped beyond maxHandledTimes.
+func recordHandled(st *dbv1.DatabaseBackupStatus, raw string) {
+	at, err := parseTriggerTime(raw)
+	if err != nil {
+		return
+	}
+	st.LastManualTriggerTime = raw
+	times := []time.Time{at}
+	for _, s := range st.HandledManualTriggerTimes {
+		if ht, err := parseTriggerTime(s); err == nil {
+			if ht.Equal(at) {
+				return
+			}
+			times = append(times, ht)
+		}
+	}
+	slices.SortFunc(times, func(a, c time.Time) int { return a.Compare(c) })
+	if len(times) > maxHandledTimes {
+		times = times[len(times)-maxHandledTimes:]
+	}
+	out := make([]string, len(times))
+	for i, t := range times {
+		out[i] = t.UTC().Format(time.RFC3339Nano)
+	}
+	st.HandledManualTriggerTimes = out
 }
 
 // pruneManualJobs deletes finished manual Jobs beyond the history limits,

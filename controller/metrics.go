@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
+	running     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them with reg (in the operator:
@@ -23,9 +24,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dbarchive_backup_failures_total",
 			Help: "Backup Jobs of a DatabaseBackup that the operator saw fail.",
 		}, []string{"namespace", "name"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbarchive_backup_running",
+			Help: "1 while a backup Job of a DatabaseBackup is running, else 0.",
+		}, []string{"namespace", "name"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures} {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -39,6 +44,17 @@ func (m *Metrics) setLastSuccess(namespace, name string, unix float64) {
 		return
 	}
 	m.lastSuccess.WithLabelValues(namespace, name).Set(unix)
+}
+
+func (m *Metrics) setRunning(namespace, name string, running bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if running {
+		v = 1
+	}
+	m.running.WithLabelValues(namespace, name).Set(v)
 }
 
 func (m *Metrics) countFailure(namespace, name string) {
@@ -56,4 +72,5 @@ func (m *Metrics) forget(namespace, name string) {
 	}
 	m.lastSuccess.DeleteLabelValues(namespace, name)
 	m.failures.DeleteLabelValues(namespace, name)
+	m.running.DeleteLabelValues(namespace, name)
 }

@@ -12,9 +12,8 @@ import (
 // The job's identity and sandbox. 65532 is the conventional "nonroot" user of
 // distroless and of the job image.
 const (
-	JobServiceAccountName = "dbarchive-job"
-	jobUID                = int64(65532)
-	defaultBackoffLimit   = int32(2)
+	jobUID              = int64(65532)
+	defaultBackoffLimit = int32(2)
 
 	volumeRepoSecret = "repo-secret"
 	volumeCABundle   = "ca-bundle"
@@ -26,14 +25,10 @@ const (
 // one container running `dbarchive job` against the repo the trigger names.
 // This is the contract with the job binary; the names come from the api
 // package so that both sides use the same strings.
-func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger string) batchv1.JobSpec {
+func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) batchv1.JobSpec {
 	backoff := defaultBackoffLimit
 	if b.Spec.BackoffLimit != nil {
 		backoff = *b.Spec.BackoffLimit
-	}
-	image := b.Spec.Image
-	if image == "" {
-		image = dbv1.DefaultImage
 	}
 
 	env := []corev1.EnvVar{
@@ -41,6 +36,11 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger string) batchv1.Jo
 		{Name: dbv1.JobEnvNamespace, Value: b.Namespace},
 		{Name: dbv1.JobEnvRepo, Value: repo.Name},
 		{Name: dbv1.JobEnvTrigger, Value: trigger},
+		// The Job's name, which the job reports with its outcome: the pod
+		// cannot know it otherwise (a CronJob names its Jobs).
+		{Name: dbv1.JobEnvJobName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{
+			APIVersion: "v1", FieldPath: "metadata.labels['" + dbv1.JobNameLabel + "']",
+		}}},
 	}
 	if bucket := repo.ResolvedBucket(b.Name); bucket != "" {
 		env = append(env, corev1.EnvVar{Name: dbv1.JobEnvBucket, Value: bucket})
@@ -83,13 +83,27 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger string) batchv1.Jo
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeRepo, MountPath: dbv1.FSRepoMountPath})
 	}
 
-	return batchv1.JobSpec{
-		BackoffLimit:          ptr.To(backoff),
-		ActiveDeadlineSeconds: b.Spec.ActiveDeadlineSeconds,
+	spec := batchv1.JobSpec{
+		BackoffLimit: ptr.To(backoff),
+		PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+			// A permanent failure fails the Job now: retrying would dump the
+			// database again for nothing.
+			{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+				ContainerName: ptr.To(dbv1.JobContainerName),
+				Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+				Values:        []int32{dbv1.JobExitPermanent},
+			}},
+			// A pod stopped by the cluster (node drain, preemption, eviction)
+			// did not fail: it does not count against backoffLimit.
+			{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{{
+				Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+			}}},
+		}},
+		ActiveDeadlineSeconds: ptr.To(jobDeadline(b, trigger)),
 		Template: corev1.PodTemplateSpec{
 			ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(b, trigger)},
 			Spec: corev1.PodSpec{
-				ServiceAccountName: JobServiceAccountName,
+				ServiceAccountName: jobServiceAccount(b),
 				RestartPolicy:      corev1.RestartPolicyNever,
 				SecurityContext: &corev1.PodSecurityContext{
 					RunAsNonRoot:   ptr.To(true),
@@ -118,4 +132,26 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger string) batchv1.Jo
 			},
 		},
 	}
+	applyPodTemplate(&spec.Template, b.Spec.PodTemplate, trigger, b)
+	return spec
+}
+
+// applyPodTemplate adds the spec's pod overrides. The operator's labels win
+// over the user's, so that its selectors keep working.
+func applyPodTemplate(t *corev1.PodTemplateSpec, pt *dbv1.PodTemplate, trigger string, b *dbv1.DatabaseBackup) {
+	if pt == nil {
+		return
+	}
+	if len(pt.Labels) > 0 {
+		t.Labels = mergeMaps(pt.Labels, commonLabels(b, trigger))
+	}
+	if len(pt.Annotations) > 0 {
+		t.Annotations = mergeMaps(nil, pt.Annotations)
+	}
+	s := &t.Spec
+	s.NodeSelector = pt.NodeSelector
+	s.Tolerations = pt.Tolerations
+	s.Affinity = pt.Affinity.DeepCopy()
+	s.PriorityClassName = pt.PriorityClassName
+	s.ImagePullSecrets = pt.ImagePullSecrets
 }

@@ -2,7 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -57,13 +60,43 @@ type Reconciler struct {
 	Now func() time.Time
 	// MaxConcurrentReconciles defaults to 1.
 	MaxConcurrentReconciles int
+	// DefaultJobImage is the backup job's image when spec.image is empty:
+	// the job image of the operator's own version. JobImage("dev") when
+	// empty.
+	DefaultJobImage string
+	// AllowedJobImages are path.Match patterns a spec.image must match,
+	// e.g. "registry.example.com/dbarchive/*". Empty allows only
+	// DefaultJobImage: anyone who may create a DatabaseBackup could
+	// otherwise run any image with the namespace's Secrets mounted.
+	AllowedJobImages []string
+}
+
+// jobImage is the image of b's backup container.
+func (r *Reconciler) jobImage(b *dbv1.DatabaseBackup) string {
+	if b.Spec.Image != "" {
+		return b.Spec.Image
+	}
+	return r.defaultJobImage()
+}
+
+func (r *Reconciler) defaultJobImage() string {
+	if r.DefaultJobImage != "" {
+		return r.DefaultJobImage
+	}
+	return dbv1.JobImage("dev")
 }
 
 // +kubebuilder:rbac:groups=database.sample.third.party,resources=databasebackups,verbs=get;list;watch
 // +kubebuilder:rbac:groups=database.sample.third.party,resources=databasebackups/status,verbs=get;update;patch
+// Owner references with blockOwnerDeletion (controller references) to a
+// DatabaseBackup need update on its finalizers where the API server enforces
+// OwnerReferencesPermissionEnforcement (OpenShift does).
+// +kubebuilder:rbac:groups=database.sample.third.party,resources=databasebackups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=batch,resources=cronjobs;jobs,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch
+// Changing the owner references of an existing object needs delete on it
+// under OwnerReferencesPermissionEnforcement.
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -101,6 +134,9 @@ func (r *Reconciler) SetupWithManagerAs(mgr ctrl.Manager, rec reconcile.Reconcil
 	}
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder(fieldManager)
+	}
+	if err := IndexRepoLocations(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("index DatabaseBackups by repo location: %w", err)
 	}
 	workers := r.MaxConcurrentReconciles
 	if workers < 1 {
@@ -175,75 +211,144 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		result     ctrl.Result
 		ready      = readiness{reason: dbv1.ReasonReconciled}
 		handled    string
+		immediate  string
 		cronStatus *batchv1.CronJobStatus
 	)
 	if prob != nil {
 		ready = readiness{reason: prob.reason, message: prob.message}
-		if cur := findCondition(b.Status.Conditions, dbv1.ConditionReady); cur == nil || cur.Reason != prob.reason || cur.Message != prob.message {
-			r.Recorder.Eventf(&b, nil, corev1.EventTypeWarning, prob.reason, "Validate", "%s", prob.message)
-		}
-		// A spec that cannot run must leave nothing that would run it.
-		if err := r.deleteCronJob(ctx, &b); err != nil {
+		// A spec that cannot run must start nothing new, but the cause may
+		// pass (a Secret being rotated): suspend the CronJob rather than
+		// delete it, which would stop the backup it runs.
+		if err := r.suspendCronJob(ctx, &b); err != nil {
 			return ctrl.Result{}, err
 		}
-		if prob.recheck > 0 {
-			result.RequeueAfter = prob.recheck
-		}
+		result.RequeueAfter = prob.recheck
 		logger.V(1).Info("spec cannot be acted on", "reason", prob.reason)
 	} else {
+		var rejections []string
 		if needsJobRBAC(&b) {
-			if err := r.ensureJobRBAC(ctx, &b); err != nil {
+			err := r.ensureJobRBAC(ctx, &b)
+			if rej := (*rejection)(nil); errors.As(err, &rej) {
+				rejections = append(rejections, rej.Error())
+			} else if err != nil {
 				return ctrl.Result{}, err
 			}
 		}
 		cs, msg, err := r.reconcileCronJob(ctx, &b)
-		if err != nil {
+		if rej := (*rejection)(nil); errors.As(err, &rej) {
+			rejections = append(rejections, rej.Error())
+		} else if err != nil {
 			return ctrl.Result{}, err
 		}
 		cronStatus = cs
 		mr, err := r.reconcileManualJob(ctx, &b, jobs)
-		if err != nil {
+		if rej := (*rejection)(nil); errors.As(err, &rej) {
+			rejections = append(rejections, rej.Error())
+		} else if err != nil {
 			return ctrl.Result{}, err
 		}
 		handled = mr.handled
 		if mr.created != nil {
 			jobs = append(jobs, *mr.created)
 		}
+		imm, created, err := r.reconcileImmediateJob(ctx, &b, jobs)
+		if rej := (*rejection)(nil); errors.As(err, &rej) {
+			rejections = append(rejections, rej.Error())
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+		immediate = imm
+		if created != nil {
+			jobs = append(jobs, *created)
+		}
 		result.RequeueAfter = mr.requeueAfter
 		ready.message = joinMessages(msg, mr.message)
+		if len(rejections) > 0 {
+			// Retrying at once cannot help; a quota or the spec may change.
+			ready = readiness{reason: dbv1.ReasonServerRejected, message: strings.Join(rejections, "; ")}
+			result.RequeueAfter = soonest(result.RequeueAfter, rejectedRecheck)
+		}
+	}
+	if cur := findCondition(b.Status.Conditions, dbv1.ConditionReady); ready.status() == "False" &&
+		(cur == nil || cur.Reason != ready.reason || cur.Message != ready.message) {
+		// Once per change of cause, not once per retry.
+		r.Recorder.Eventf(&b, nil, corev1.EventTypeWarning, ready.reason, "Reconcile", "%s", ready.message)
 	}
 
-	jobs, err = r.pruneManualJobs(ctx, &b, jobs)
-	if err != nil {
-		return ctrl.Result{}, err
+	gone := activeJobGone(&b.Status, jobs)
+	if gone != "" {
+		// The cache may not have seen a Job created a moment ago.
+		err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: gone}, &batchv1.Job{})
+		if !apierrors.IsNotFound(err) {
+			if err != nil {
+				return ctrl.Result{}, fmt.Errorf("get Job %s/%s: %w", b.Namespace, gone, err)
+			}
+			gone = ""
+		}
 	}
-	if err := r.reportOutcomes(ctx, &b, jobs); err != nil {
-		return ctrl.Result{}, err
-	}
+
+	sched := r.scheduleState(&b, ready, jobs)
+	result.RequeueAfter = soonest(result.RequeueAfter, sched.recheck)
+	skippedBefore := b.Status.LastSkippedTime
 
 	var announced *batchv1.Job
 	if err := r.updateStatus(ctx, &b, func(st *dbv1.DatabaseBackupStatus, gen int64) {
 		setCondition(st, dbv1.ConditionReady, ready.status(), ready.reason, ready.message, gen)
 		if handled != "" {
-			st.LastManualTriggerTime = handled
+			recordHandled(st, handled)
+		}
+		if immediate != "" {
+			st.ImmediateJob = immediate
 		}
 		if cronStatus != nil && cronStatus.LastScheduleTime != nil {
 			st.LastScheduleTime = cronStatus.LastScheduleTime.DeepCopy()
 		}
+		if gone != "" {
+			jobGone(st, gen, gone, r.now())
+		}
 		announced = observeJobs(st, gen, jobs)
+		sched.apply(st, gen)
 	}); err != nil {
 		return ctrl.Result{}, err
+	}
+	if !sched.skipped.IsZero() && (skippedBefore == nil || skippedBefore.Time.Before(sched.skipped)) {
+		r.Recorder.Eventf(&b, nil, corev1.EventTypeWarning, dbv1.ReasonBackupSkipped, "Schedule",
+			"the scheduled backup of %s did not start: Job %s was still running", sched.skipped.UTC().Format(time.RFC3339), sched.blocker)
 	}
 	if announced != nil {
 		if err := r.markAnnounced(ctx, announced); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
+	// After the status write, so that an outcome is marked as reported only
+	// once it is in status.
+	if err := r.reportOutcomes(ctx, &b, jobs); err != nil {
+		return ctrl.Result{}, err
+	}
+	if _, err := r.pruneManualJobs(ctx, &b, jobs); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	if lb := b.Status.LastBackup; lb != nil && lb.FinishedTime != nil {
 		r.Metrics.setLastSuccess(b.Namespace, b.Name, float64(lb.FinishedTime.Unix()))
 	}
+	r.Metrics.setRunning(b.Namespace, b.Name, slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return finished(&j) == "" }))
 	return result, nil
+}
+
+// rejectedRecheck is how soon an object the API server refused is tried
+// again without a spec change (a ResourceQuota may have been raised).
+const rejectedRecheck = time.Minute
+
+// soonest is the earlier of two requeue delays, zero meaning none.
+func soonest(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
 }
 
 func joinMessages(parts ...string) string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -71,12 +72,11 @@ func (r *Reconciler) updateStatus(ctx context.Context, b *dbv1.DatabaseBackup, m
 // observeJobs sets the Succeeded condition from the newest Job, where the
 // Job knows more than the condition: BackupRunning while it runs, and
 // BackupFailed when it failed (or completed) without having reported. The
-// job binary writes the real outcome and must not be overwritten: a
-// condition whose lastTransitionTime is not before the Job's start, or a
-// lastBackup finished after it, is the job's report. Each Job is announced
-// as running at most once (the caller marks it with annotationRunning), so
-// a report written with an unchanged lastTransitionTime (True after True)
-// is not later mistaken for an old one. It returns the Job it announced.
+// backup job writes the real outcome together with its Job's name
+// (status.reportedJob): a report of the newest Job is never overwritten. No
+// clocks are compared, so a pod whose clock is behind the API server's
+// cannot lose its report. Each Job is announced as running at most once (the
+// caller marks it with annotationRunning). It returns the Job it announced.
 func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *batchv1.Job {
 	if len(jobs) == 0 {
 		return nil
@@ -89,35 +89,73 @@ func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *
 		}
 		return strings.Compare(a.Name, c.Name)
 	})
-	started := startTime(&newest)
-	cond := findCondition(st.Conditions, dbv1.ConditionSucceeded)
-	reportedSuccess := st.LastBackup != nil && st.LastBackup.FinishedTime != nil && !st.LastBackup.FinishedTime.Time.Before(started)
-	olderThanJob := (cond == nil || cond.LastTransitionTime.Time.Before(started)) && !reportedSuccess
-	running := cond != nil && cond.Reason == dbv1.ReasonBackupRunning
-
+	if st.ReportedJob == newest.Name {
+		return nil
+	}
+	// A finished Job's outcome is written once, when first seen finished
+	// (the caller then marks it with annotationOutcome), or while the
+	// condition still says it runs. So an old outcome never overwrites what
+	// was learned since, for example that a newer Job was deleted.
+	firstSeen := newest.Annotations[annotationOutcome] == ""
+	stillRunning := st.ActiveJob == newest.Name && cond(st) == dbv1.ReasonBackupRunning
+	if finished(&newest) != "" && !firstSeen && !stillRunning {
+		return nil
+	}
 	switch finished(&newest) {
 	case "":
-		if olderThanJob && newest.Annotations[annotationRunning] == "" {
+		if newest.Annotations[annotationRunning] == "" {
 			setCondition(st, dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning,
 				fmt.Sprintf("Job %s is running", newest.Name), gen)
+			st.ActiveJob = newest.Name
 			return &newest
 		}
 	case batchv1.JobFailed:
-		if olderThanJob || running {
-			setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed,
-				fmt.Sprintf("Job %s failed: %s", newest.Name, jobFailure(&newest)), gen)
-		}
+		msg := fmt.Sprintf("Job %s failed: %s", newest.Name, jobFailure(&newest))
+		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, msg, gen)
+		st.RecordRun(dbv1.BackupRun{Job: newest.Name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(finishTime(&newest)), Message: msg}, jobFailureReason(&newest))
 	case batchv1.JobComplete:
-		switch {
-		case running && reportedSuccess:
-			// The job reported before we announced it running.
-			setCondition(st, dbv1.ConditionSucceeded, "True", dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded, gen)
-		case running:
-			setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed,
-				fmt.Sprintf("Job %s completed without reporting the backup's outcome", newest.Name), gen)
-		}
+		msg := fmt.Sprintf("Job %s completed without reporting the backup's outcome", newest.Name)
+		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, msg, gen)
+		st.RecordRun(dbv1.BackupRun{Job: newest.Name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(finishTime(&newest)), Message: msg}, dbv1.ReasonBackupFailed)
 	}
 	return nil
+}
+
+// cond is the reason of the Succeeded condition, or "".
+func cond(st *dbv1.DatabaseBackupStatus) string {
+	if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); c != nil {
+		return c.Reason
+	}
+	return ""
+}
+
+// activeJobGone returns the Job announced as running when Succeeded still
+// says BackupRunning, the job never reported, and the Job is no longer in
+// jobs (deleted by hand, by history limits or by garbage collection); the
+// caller confirms with the API server before believing the cache.
+func activeJobGone(st *dbv1.DatabaseBackupStatus, jobs []batchv1.Job) string {
+	cond := findCondition(st.Conditions, dbv1.ConditionSucceeded)
+	if cond == nil || cond.Reason != dbv1.ReasonBackupRunning || st.ActiveJob == "" || st.ReportedJob == st.ActiveJob {
+		return ""
+	}
+	if slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return j.Name == st.ActiveJob }) {
+		return ""
+	}
+	return st.ActiveJob
+}
+
+// jobGone records that the running Job disappeared without a report.
+func jobGone(st *dbv1.DatabaseBackupStatus, gen int64, name string, now time.Time) {
+	if st.ActiveJob != name || st.ReportedJob == name {
+		return
+	}
+	cond := findCondition(st.Conditions, dbv1.ConditionSucceeded)
+	if cond == nil || cond.Reason != dbv1.ReasonBackupRunning {
+		return
+	}
+	msg := fmt.Sprintf("Job %s was deleted before the backup reported an outcome", name)
+	setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, msg, gen)
+	st.RecordRun(dbv1.BackupRun{Job: name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(now.Truncate(time.Second)), Message: msg}, "JobDeleted")
 }
 
 // markAnnounced records on the Job that its run was announced in status.
@@ -136,6 +174,17 @@ func (r *Reconciler) annotateJob(ctx context.Context, j *batchv1.Job, key, value
 		return fmt.Errorf("annotate Job %s/%s: %w", j.Namespace, j.Name, err)
 	}
 	return nil
+}
+
+// jobFailureReason is the Job controller's reason for a failed Job
+// (DeadlineExceeded, BackoffLimitExceeded, PodFailurePolicy).
+func jobFailureReason(j *batchv1.Job) string {
+	for _, c := range j.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue && c.Reason != "" {
+			return c.Reason
+		}
+	}
+	return dbv1.ReasonBackupFailed
 }
 
 // jobFailure is the Job controller's one-line reason for a failed Job.

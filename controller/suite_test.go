@@ -63,6 +63,25 @@ type harnessConfig struct {
 	workers   int
 	wrap      func(reconcile.Reconciler) reconcile.Reconciler
 	extraNS   []string
+	// onCluster runs the operator on envtest.SharedCluster (real CronJob,
+	// Job and garbage-collector controllers, OwnerReferencesPermission-
+	// Enforcement) as the ServiceAccount config/rbac binds, with leader
+	// election in its namespace.
+	onCluster     bool
+	allowedImages []string
+	// scoped runs the operator as --watch-namespace would be deployed:
+	// with the ClusterRole bound only by a RoleBinding in the namespace.
+	scoped bool
+}
+
+// testJobImage is the operator's default job image in the tests, as
+// --job-image would set it.
+const testJobImage = "ghcr.io/dbarchive/dbarchive:v0.0.0-test"
+
+func onCluster() harnessOpt { return func(c *harnessConfig) { c.onCluster = true } }
+
+func withNamespaces(ns ...string) harnessOpt {
+	return func(c *harnessConfig) { c.extraNS = append(c.extraNS, ns...) }
 }
 
 func inNamespace(ns string) harnessOpt { return func(c *harnessConfig) { c.namespace = ns } }
@@ -72,12 +91,24 @@ var _ harnessOpt = func(*harnessConfig) {}
 
 func start(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
-	env := envtest.Shared(t)
 	cfg := harnessConfig{workers: 4}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	var env *envtest.Env
+	if cfg.onCluster {
+		env = envtest.SharedCluster(t)
+	} else {
+		env = envtest.Shared(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	restCfg := env.Config
+	if cfg.onCluster {
+		var err error
+		if restCfg, err = env.OperatorConfig(ctx); err != nil {
+			t.Fatalf("operator RBAC: %v", err)
+		}
+	}
 
 	ns := cfg.namespace
 	if ns == "" {
@@ -93,6 +124,13 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 		}
 	}
 
+	if cfg.scoped {
+		var err error
+		if restCfg, err = env.ScopedOperatorConfig(ctx, "scoped-"+ns, ns); err != nil {
+			t.Fatalf("scoped operator RBAC: %v", err)
+		}
+	}
+
 	cacheOpts := controller.CacheOptions()
 	// Each test's operator sees only its namespaces, so that tests sharing
 	// the API server do not reconcile each other's objects.
@@ -100,13 +138,22 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 	for _, extra := range cfg.extraNS {
 		cacheOpts.DefaultNamespaces[extra] = cache.Config{}
 	}
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 env.Scheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if cfg.onCluster {
+		// As the Deployment runs it, so that its Events and Lease are
+		// written with the operator's own permissions.
+		mgrOpts.LeaderElection = true
+		mgrOpts.LeaderElectionNamespace = envtest.OperatorNamespace
+		mgrOpts.LeaderElectionID = "dbarchive-test-" + ns
+		mgrOpts.LeaderElectionReleaseOnCancel = true
+	}
+	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}
@@ -115,7 +162,7 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
-	r := &controller.Reconciler{Metrics: m, MaxConcurrentReconciles: cfg.workers}
+	r := &controller.Reconciler{Metrics: m, MaxConcurrentReconciles: cfg.workers, DefaultJobImage: testJobImage, AllowedJobImages: cfg.allowedImages}
 	var rec reconcile.Reconciler = r
 	if cfg.wrap != nil {
 		rec = cfg.wrap(r)
@@ -134,6 +181,13 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
+	if cfg.onCluster {
+		select {
+		case <-mgr.Elected():
+		case <-time.After(60 * time.Second):
+			t.Fatal("the operator was not elected leader within 60s")
+		}
+	}
 	return &harness{t: t, env: env, c: env.Client, r: r, reg: reg, ns: ns, ctx: ctx}
 }
 
@@ -141,7 +195,14 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 // passes, then fails with cond's last complaint.
 func (h *harness) eventually(what string, cond func() string) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	h.eventuallyWithin(30*time.Second, what, cond)
+}
+
+// eventuallyWithin is eventually with its own bound, for what the real
+// CronJob controller does on its one-minute clock.
+func (h *harness) eventuallyWithin(timeout time.Duration, what string, cond func() string) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
 	last := ""
 	for time.Now().Before(deadline) {
 		if last = cond(); last == "" {

@@ -3,13 +3,16 @@ package controller
 import (
 	"context"
 	"fmt"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 )
@@ -45,7 +48,143 @@ func (r *Reconciler) validate(ctx context.Context, b *dbv1.DatabaseBackup) (*pro
 	if p := checkSpec(&b.Spec); p != nil {
 		return p, nil
 	}
-	return r.checkSecrets(ctx, b)
+	if p := r.checkImage(b); p != nil {
+		return p, nil
+	}
+	if p, err := r.checkRepoConflicts(ctx, b); p != nil || err != nil {
+		return p, err
+	}
+	if p, err := r.checkSecrets(ctx, b); p != nil || err != nil {
+		return p, err
+	}
+	return r.checkServiceAccount(ctx, b)
+}
+
+// checkServiceAccount reports a podTemplate.serviceAccountName that does not
+// exist: the Job's pods could not be created.
+func (r *Reconciler) checkServiceAccount(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
+	pt := b.Spec.PodTemplate
+	if pt == nil || pt.ServiceAccountName == "" {
+		return nil, nil
+	}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: pt.ServiceAccountName}, &corev1.ServiceAccount{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return &problem{
+			reason:  dbv1.ReasonServiceAccountMissing,
+			message: fmt.Sprintf("podTemplate.serviceAccountName: ServiceAccount %q does not exist in namespace %s", pt.ServiceAccountName, b.Namespace),
+			recheck: secretMissingRecheck,
+		}, nil
+	case err != nil:
+		return nil, fmt.Errorf("get ServiceAccount %s/%s: %w", b.Namespace, pt.ServiceAccountName, err)
+	}
+	return nil, nil
+}
+
+// checkImage refuses a spec.image the operator's policy does not allow.
+func (r *Reconciler) checkImage(b *dbv1.DatabaseBackup) *problem {
+	img := b.Spec.Image
+	if img == "" || img == r.defaultJobImage() {
+		return nil
+	}
+	for _, pat := range r.AllowedJobImages {
+		if ok, err := path.Match(pat, img); err == nil && ok {
+			return nil
+		}
+	}
+	allowed := r.AllowedJobImages
+	if len(allowed) == 0 {
+		allowed = []string{r.defaultJobImage()}
+	}
+	return &problem{reason: dbv1.ReasonImageNotAllowed, message: fmt.Sprintf(
+		"spec.image %q is not allowed by the operator (allowed: %s); ask the operator's administrator to add it to --allowed-job-images",
+		img, strings.Join(allowed, ", "))}
+}
+
+// repoLocationIndex indexes DatabaseBackups by the places in repos their
+// backups go to, where another resource could use the same place.
+const repoLocationIndex = "dbarchive.repoLocation"
+
+// repoLocations are the places, in repos with an explicit prefix, that b
+// writes to: the store, bucket (or claim and path) and prefix. Without a
+// prefix the key prefix is <namespace>/<name>, which no other resource has.
+func repoLocations(b *dbv1.DatabaseBackup) []string {
+	var out []string
+	for i := range b.Spec.Repos {
+		repo := &b.Spec.Repos[i]
+		if repo.Prefix == "" {
+			continue
+		}
+		prefix := repo.KeyPrefix(b.Namespace, b.Name)
+		var loc string
+		if repo.Type == dbv1.RepoTypeFS {
+			if repo.FS == nil {
+				continue
+			}
+			loc = fmt.Sprintf("fs|%s|%s|%s|%s", b.Namespace, repo.FS.ClaimName, strings.Trim(repo.FS.Path, "/"), prefix)
+		} else {
+			endpoint := strings.TrimRight(strings.ToLower(repo.ServiceEndpoint), "/")
+			if endpoint == "" {
+				endpoint = "region:" + repo.Region
+			}
+			loc = fmt.Sprintf("%s|%s|%s|%s", repo.Type, endpoint, repo.ResolvedBucket(b.Name), prefix)
+		}
+		if !slices.Contains(out, loc) {
+			out = append(out, loc)
+		}
+	}
+	return out
+}
+
+// IndexRepoLocations registers the field index checkRepoConflicts uses.
+func IndexRepoLocations(ctx context.Context, idx client.FieldIndexer) error {
+	return idx.IndexField(ctx, &dbv1.DatabaseBackup{}, repoLocationIndex, func(o client.Object) []string {
+		return repoLocations(o.(*dbv1.DatabaseBackup))
+	})
+}
+
+// checkRepoConflicts refuses b when an older DatabaseBackup writes to the
+// same place: each one's retention would delete the other's backups. The
+// older one keeps running.
+func (r *Reconciler) checkRepoConflicts(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
+	for _, loc := range repoLocations(b) {
+		var list dbv1.DatabaseBackupList
+		if err := r.Client.List(ctx, &list, client.MatchingFields{repoLocationIndex: loc}); err != nil {
+			return nil, fmt.Errorf("list DatabaseBackups sharing a repo with %s/%s: %w", b.Namespace, b.Name, err)
+		}
+		for i := range list.Items {
+			o := &list.Items[i]
+			if o.UID == b.UID || !o.DeletionTimestamp.IsZero() || !olderThan(o, b) {
+				continue
+			}
+			return &problem{
+				reason: dbv1.ReasonRepoConflict,
+				message: fmt.Sprintf("a repo writes to %s, where DatabaseBackup %s/%s already keeps its backups; each one's retention would delete the other's: give this one another prefix",
+					describeLocation(loc), o.Namespace, o.Name),
+				recheck: secretMissingRecheck,
+			}, nil
+		}
+	}
+	return nil, nil
+}
+
+func olderThan(a, b *dbv1.DatabaseBackup) bool {
+	if n := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); n != 0 {
+		return n < 0
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+// describeLocation turns an index key back into words for a message.
+func describeLocation(loc string) string {
+	parts := strings.Split(loc, "|")
+	if len(parts) != 4 && len(parts) != 5 {
+		return loc
+	}
+	if parts[0] == "fs" {
+		return fmt.Sprintf("claim %s path %q prefix %q", parts[2], parts[3], parts[4])
+	}
+	return fmt.Sprintf("%s bucket %s at %s prefix %q", parts[0], parts[2], parts[1], parts[3])
 }
 
 // checkSpec is the part of validation that needs nothing but the spec.

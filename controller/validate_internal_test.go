@@ -79,9 +79,10 @@ func TestManualJobName(t *testing.T) {
 	}
 }
 
-// observeJobs: BackupRunning only over a condition older than the running
-// Job; a Job failing without a report becomes BackupFailed; the job's own
-// report is never overwritten.
+// observeJobs: BackupRunning for a Job the job has not reported on; a Job
+// failing or completing without a report becomes BackupFailed; the job's
+// own report (status.reportedJob names the Job) is never overwritten,
+// whatever the times say.
 func TestObserveJobs(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	job := func(start time.Time, state batchv1.JobConditionType) batchv1.Job {
@@ -96,7 +97,7 @@ func TestObserveJobs(t *testing.T) {
 		status := map[string]metav1.ConditionStatus{
 			dbv1.ReasonBackupSucceeded: metav1.ConditionTrue, dbv1.ReasonBackupFailed: metav1.ConditionFalse, dbv1.ReasonBackupRunning: metav1.ConditionUnknown,
 		}[reason]
-		return []metav1.Condition{{Type: dbv1.ConditionSucceeded, Status: status, Reason: reason, LastTransitionTime: metav1.NewTime(at)}}
+		return []metav1.Condition{{Type: dbv1.ConditionSucceeded, Status: status, Reason: reason, Message: "the job's word", LastTransitionTime: metav1.NewTime(at)}}
 	}
 	announced := func(j batchv1.Job) batchv1.Job {
 		j.Annotations = map[string]string{annotationRunning: "true"}
@@ -105,31 +106,34 @@ func TestObserveJobs(t *testing.T) {
 	cases := []struct {
 		name     string
 		conds    []metav1.Condition
-		finished time.Time // lastBackup.finishedTime, when set
+		reported string // status.reportedJob
 		job      batchv1.Job
 		want     string
+		keep     bool // the condition must still be the job's word
 	}{
-		{"running, no condition", nil, time.Time{}, job(t0, ""), dbv1.ReasonBackupRunning},
-		{"running, older success", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), time.Time{}, job(t0, ""), dbv1.ReasonBackupRunning},
-		{"running, job already reported", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), time.Time{}, job(t0, ""), dbv1.ReasonBackupSucceeded},
-		{"failed without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), time.Time{}, job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed},
-		{"failed after reporting failure", cond(dbv1.ReasonBackupFailed, t0.Add(time.Minute)), time.Time{}, job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed},
-		{"complete after reporting success", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), time.Time{}, job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded},
-		{"complete without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), time.Time{}, job(t0, batchv1.JobComplete), dbv1.ReasonBackupFailed},
-		{"running, announced once already", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), time.Time{}, announced(job(t0, "")), dbv1.ReasonBackupSucceeded},
-		{"running, success reported True after True", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), t0.Add(time.Second), job(t0, ""), dbv1.ReasonBackupSucceeded},
-		{"complete, reported before announced", cond(dbv1.ReasonBackupRunning, t0.Add(2*time.Second)), t0.Add(time.Second), job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded},
+		{"running, no condition", nil, "", job(t0, ""), dbv1.ReasonBackupRunning, false},
+		{"running, older success of another Job", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), "older", job(t0, ""), dbv1.ReasonBackupRunning, false},
+		{"running, job already reported", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), "j", job(t0, ""), dbv1.ReasonBackupSucceeded, true},
+		{"failed without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), "older", job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed, false},
+		{"failed after reporting failure", cond(dbv1.ReasonBackupFailed, t0.Add(time.Minute)), "j", job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed, true},
+		{"complete after reporting success", cond(dbv1.ReasonBackupSucceeded, t0.Add(time.Minute)), "j", job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded, true},
+		{"complete without report", cond(dbv1.ReasonBackupRunning, t0.Add(time.Second)), "", job(t0, batchv1.JobComplete), dbv1.ReasonBackupFailed, false},
+		{"running, announced once already", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), "older", announced(job(t0, "")), dbv1.ReasonBackupSucceeded, true},
+		// The pod's clock an hour behind: its report looks older than the
+		// Job's start, and is still the job's.
+		{"failed, report with a skewed clock", cond(dbv1.ReasonBackupFailed, t0.Add(-time.Hour)), "j", job(t0, batchv1.JobFailed), dbv1.ReasonBackupFailed, true},
+		{"complete, success reported True after True", cond(dbv1.ReasonBackupSucceeded, t0.Add(-time.Hour)), "j", job(t0, batchv1.JobComplete), dbv1.ReasonBackupSucceeded, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st := &dbv1.DatabaseBackupStatus{Conditions: tc.conds}
-			if !tc.finished.IsZero() {
-				st.LastBackup = &dbv1.LastBackup{FinishedTime: ptr.To(metav1.NewTime(tc.finished))}
-			}
+			st := &dbv1.DatabaseBackupStatus{Conditions: tc.conds, ReportedJob: tc.reported}
 			observeJobs(st, 7, []batchv1.Job{tc.job})
 			c := findCondition(st.Conditions, dbv1.ConditionSucceeded)
 			if c == nil || c.Reason != tc.want {
 				t.Fatalf("Succeeded = %+v, want reason %s", c, tc.want)
+			}
+			if tc.keep != (c.Message == "the job's word") {
+				t.Fatalf("Succeeded message %q; job's word kept: %v, want %v", c.Message, !tc.keep, tc.keep)
 			}
 		})
 	}

@@ -84,7 +84,7 @@ func startCluster(t *testing.T) *cluster {
 	must(t, err)
 	metrics, err := controller.NewMetrics(prometheus.NewRegistry())
 	must(t, err)
-	must(t, (&controller.Reconciler{Metrics: metrics}).SetupWithManager(mgr))
+	must(t, (&controller.Reconciler{Metrics: metrics, DefaultJobImage: dbv1.JobImage("v0.0.0-e2e")}).SetupWithManager(mgr))
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	t.Cleanup(func() {

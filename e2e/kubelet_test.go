@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/job"
 )
 
@@ -50,13 +51,18 @@ type podRun struct {
 func (k *kubelet) runJob(ctx context.Context, j *batchv1.Job) podRun {
 	k.t.Helper()
 	start := metav1.Now()
-	run := k.runPod(ctx, j.Namespace, j.Spec.Template.Spec)
+	// The labels the Job controller gives the Job's pods.
+	labels := map[string]string{dbv1.JobNameLabel: j.Name, "job-name": j.Name}
+	for k, v := range j.Spec.Template.Labels {
+		labels[k] = v
+	}
+	run := k.runPod(ctx, j.Namespace, j.Spec.Template.Spec, labels)
 	k.t.Logf("job %s/%s: exit %v\n%s", j.Namespace, j.Name, run.exitErr, run.output)
 	k.finishJob(ctx, j, start, run.exitErr == nil)
 	return run
 }
 
-func (k *kubelet) runPod(ctx context.Context, ns string, spec corev1.PodSpec) podRun {
+func (k *kubelet) runPod(ctx context.Context, ns string, spec corev1.PodSpec, labels map[string]string) podRun {
 	k.t.Helper()
 	if len(spec.Containers) != 1 {
 		k.t.Fatalf("pod has %d containers, want 1", len(spec.Containers))
@@ -87,6 +93,13 @@ func (k *kubelet) runPod(ctx context.Context, ns string, spec corev1.PodSpec) po
 				k.t.Fatalf("env %s: secret %s: %v", e.Name, ref.Name, err)
 			}
 			env = append(env, e.Name+"="+string(sec.Data[ref.Key]))
+		case e.ValueFrom.FieldRef != nil:
+			// The downward API, for the fields the operator uses.
+			path := e.ValueFrom.FieldRef.FieldPath
+			if !strings.HasPrefix(path, "metadata.labels['") || !strings.HasSuffix(path, "']") {
+				k.t.Fatalf("env %s: unsupported fieldRef %s", e.Name, path)
+			}
+			env = append(env, e.Name+"="+labels[strings.TrimSuffix(strings.TrimPrefix(path, "metadata.labels['"), "']")])
 		default:
 			k.t.Fatalf("env %s: unsupported valueFrom %+v", e.Name, e.ValueFrom)
 		}

@@ -23,12 +23,13 @@ manifests: controller-gen ## Generate the CRD (config/crd/bases) and the operato
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: envtest-assets
-envtest-assets: ## Build kube-apiserver and etcd for envtest into bin/k8s (once: ~7 min on 2 cores, then cached).
+envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd for envtest into bin/k8s (once, then cached).
 	KUBE_VERSION=$(KUBE_VERSION) ETCD_VERSION=$(ETCD_VERSION) ENVTEST_ASSETS_DIR=$(LOCALBIN)/k8s hack/envtest/build.sh
 
 .PHONY: test-operator
-test-operator: envtest-assets ## Run the API and controller tests against the real kube-apiserver and etcd.
-	go test ./api/... ./controller/... ./internal/envtest/...
+test-operator: envtest-assets ## Run the operator's tests against the real kube-apiserver, etcd and kube-controller-manager (job and controller with -race).
+	go test -count=1 -race ./job/... ./controller/...
+	go test -count=1 ./api/... ./internal/envtest/... ./cmd/operator/...
 
 .PHONY: bench-operator
 bench-operator: envtest-assets ## Benchmark: 1,000 DatabaseBackups in 20 namespaces reconciled to CronJobs.

@@ -51,6 +51,9 @@ type Env struct {
 	// SourcePassword is never logged; it goes to the source's tool only.
 	SourcePassword string
 	MountRoot      string
+	// JobName is the Job this pod belongs to; reported as
+	// status.reportedJob. Empty when run outside a Job.
+	JobName string
 }
 
 // EnvFromOS reads the pod contract's environment variables and checks that
@@ -64,6 +67,7 @@ func EnvFromOS(getenv func(string) string) (Env, error) {
 		Bucket:         getenv(dbv1.JobEnvBucket),
 		SourcePassword: getenv(dbv1.JobEnvSourcePassword),
 		MountRoot:      getenv(EnvMountRoot),
+		JobName:        getenv(dbv1.JobEnvJobName),
 	}
 	var missing []string
 	if e.ResourceName == "" {
@@ -87,7 +91,16 @@ type Runner struct {
 	Log         *slog.Logger
 	ToolVersion string
 	Now         func() time.Time
+	// ReportTimeout bounds the status write after the backup; it runs on a
+	// context detached from Run's, so that a job stopped by SIGTERM (its
+	// context cancelled) still records why it failed. Defaults to
+	// DefaultReportTimeout; it must fit the pod's termination grace period
+	// (30 s by default).
+	ReportTimeout time.Duration
 }
+
+// DefaultReportTimeout is Runner.ReportTimeout's default.
+const DefaultReportTimeout = 20 * time.Second
 
 // Run does the whole job and records its outcome in the resource's status.
 // The returned error (non-nil on any failure) makes the process exit
@@ -103,9 +116,22 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	res, runErr := r.backup(ctx, db)
 	if runErr != nil {
+		if ctx.Err() != nil {
+			// Say why in the status too: "context canceled" alone does not
+			// tell a person that the pod was stopped.
+			runErr = fmt.Errorf("backup stopped before it finished (the pod was terminated or the Job's deadline passed): %w", runErr)
+		}
 		r.Log.Error("backup failed", "error", runErr)
 	}
-	if err := r.report(ctx, key, res, runErr); err != nil {
+	timeout := r.ReportTimeout
+	if timeout <= 0 {
+		timeout = DefaultReportTimeout
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	// The generation read at the start is the one this backup ran: a spec
+	// changed meanwhile must not be stamped as done.
+	if err := r.report(rctx, key, db.Generation, res, runErr); err != nil {
 		return errors.Join(runErr, err)
 	}
 	return runErr
@@ -126,18 +152,18 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	}
 	repo := db.Spec.RepoByName(repoName)
 	if repo == nil {
-		return nil, fmt.Errorf("repo %q is not in spec.repos", repoName)
+		return nil, permanent(fmt.Errorf("repo %q is not in spec.repos", repoName))
 	}
 	if db.Spec.Source == nil {
-		return nil, errors.New("spec.source is not set: there is no database to back up")
+		return nil, permanent(errors.New("spec.source is not set: there is no database to back up"))
 	}
 	cfg, err := r.repoConfig(db, repo)
 	if err != nil {
-		return nil, err
+		return nil, permanent(err)
 	}
 	src, err := r.openSource(db.Spec.Source)
 	if err != nil {
-		return nil, err
+		return nil, permanent(err)
 	}
 	bucket, err := drivers.Open(ctx, cfg)
 	if err != nil {
@@ -145,7 +171,7 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	}
 	defer bucket.Close()
 
-	prefix := repoPrefix(db, repo)
+	prefix := repo.KeyPrefix(db.Namespace, db.Name)
 	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now}
 	if db.Spec.CompressionLevel != nil {
 		opts.Level = int(*db.Spec.CompressionLevel)
@@ -179,6 +205,29 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	return res, nil
 }
 
+// permanentError is a failure another attempt of the Job cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err: err} }
+
+// ExitCode is the process exit code for Run's error: 0 for none,
+// dbv1.JobExitPermanent for a failure another attempt cannot fix (a spec the
+// job refuses, credentials the repo refuses), so that the Job's
+// podFailurePolicy fails the Job at once, and 1 otherwise (retried up to
+// backoffLimit).
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, new(*permanentError)), errors.Is(err, drivers.ErrPermissionDenied):
+		return dbv1.JobExitPermanent
+	}
+	return 1
+}
+
 // defaultRepo picks the trigger's repo when BACKUP_REPO is not set.
 func defaultRepo(db *dbv1.DatabaseBackup, trigger string) string {
 	switch {
@@ -190,20 +239,6 @@ func defaultRepo(db *dbv1.DatabaseBackup, trigger string) string {
 		return db.Spec.Repos[0].Name
 	}
 	return ""
-}
-
-// repoPrefix is where this resource's backups live in the repo: the repo's
-// prefix, or <namespace>/<name> so that resources sharing a bucket or volume
-// never see (or prune) each other's backups. A bucket made from
-// bucketNamePrefix is the resource's own, so its backups sit at the root.
-func repoPrefix(db *dbv1.DatabaseBackup, repo *dbv1.Repo) string {
-	switch {
-	case repo.Prefix != "":
-		return strings.Trim(repo.Prefix, "/")
-	case repo.Type != dbv1.RepoTypeFS && repo.Bucket == "" && repo.BucketNamePrefix != "":
-		return ""
-	}
-	return db.Namespace + "/" + db.Name
 }
 
 // repoConfig builds the driver config of repo from the resource and the
@@ -329,16 +364,18 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 
 // report writes the outcome into status.conditions (and lastBackup) with an
 // optimistic lock, retrying on conflicts with the operator's own writes.
-func (r *Runner) report(ctx context.Context, key types.NamespacedName, res *result, runErr error) error {
+func (r *Runner) report(ctx context.Context, key types.NamespacedName, generation int64, res *result, runErr error) error {
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		db, err := r.Store.Get(ctx, key)
 		if err != nil {
 			return err
 		}
 		before := db.Status.DeepCopy()
-		cond := metav1.Condition{Type: dbv1.ConditionSucceeded, ObservedGeneration: db.Generation}
+		cond := metav1.Condition{Type: dbv1.ConditionSucceeded, ObservedGeneration: generation}
 		if runErr != nil {
 			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, dbv1.ReasonBackupFailed, oneLine(runErr.Error())
+			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, Outcome: dbv1.RunFailed,
+				FinishedTime: metav1.NewTime(r.Now().Truncate(time.Second)), Message: cond.Message}, dbv1.ReasonBackupFailed)
 		} else {
 			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded
 			m := res.manifest
@@ -350,8 +387,13 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, res *resu
 				Duration:     &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
 				FinishedTime: &metav1.Time{Time: m.EndTime},
 			}
+			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, ID: m.ID, Outcome: dbv1.RunSucceeded,
+				FinishedTime: metav1.NewTime(m.EndTime), Duration: db.Status.LastBackup.Duration, StoredSize: m.StoredSize}, "")
 		}
 		meta.SetStatusCondition(&db.Status.Conditions, cond)
+		if r.Env.JobName != "" {
+			db.Status.ReportedJob = r.Env.JobName
+		}
 		if equality.Semantic.DeepEqual(*before, db.Status) {
 			return nil
 		}

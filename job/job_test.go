@@ -1,6 +1,8 @@
 package job
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+	"github.com/dbarchive/dbarchive/drivers"
 )
 
 func TestEnvFromOSNamesMissingVariables(t *testing.T) {
@@ -71,12 +74,14 @@ func TestRepoPrefix(t *testing.T) {
 	}{
 		{dbv1.Repo{Type: dbv1.RepoTypeS3, Bucket: "shared"}, "shop/orders"},
 		{dbv1.Repo{Type: dbv1.RepoTypeS3, Bucket: "shared", Prefix: "/prod/orders/"}, "prod/orders"},
-		{dbv1.Repo{Type: dbv1.RepoTypeIBMCOS, BucketNamePrefix: "database-backup-"}, ""},
+		// A bucket made from bucketNamePrefix is shared by the resources of
+		// that name in every namespace: the namespace keeps them apart.
+		{dbv1.Repo{Type: dbv1.RepoTypeIBMCOS, BucketNamePrefix: "database-backup-"}, "shop/orders"},
 		{dbv1.Repo{Type: dbv1.RepoTypeFS, FS: &dbv1.FSRepo{ClaimName: "c"}}, "shop/orders"},
 	}
 	for _, c := range cases {
-		if got := repoPrefix(db, &c.repo); got != c.want {
-			t.Errorf("repoPrefix(%+v) = %q, want %q", c.repo, got, c.want)
+		if got := c.repo.KeyPrefix(db.Namespace, db.Name); got != c.want {
+			t.Errorf("KeyPrefix(%+v) = %q, want %q", c.repo, got, c.want)
 		}
 	}
 }
@@ -92,5 +97,25 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Failures another attempt cannot fix exit with the code the Job's
+// podFailurePolicy fails the Job on; others exit 1 and are retried.
+func TestExitCode(t *testing.T) {
+	cases := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("connection reset"), 1},
+		{fmt.Errorf("backup: %w", permanent(errors.New("spec.source is not set"))), dbv1.JobExitPermanent},
+		{fmt.Errorf("put part 1: %w", drivers.Errorf(drivers.PermissionDenied, "put", "k", errors.New("403"))), dbv1.JobExitPermanent},
+		{drivers.Errorf(drivers.Transient, "put", "k", errors.New("503")), 1},
+	}
+	for _, c := range cases {
+		if got := ExitCode(c.err); got != c.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)
+		}
 	}
 }

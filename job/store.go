@@ -37,6 +37,12 @@ func NewStore() (Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find the Kubernetes API server: %w", err)
 	}
+	return NewStoreFor(cfg)
+}
+
+// NewStoreFor is a Store on the API server cfg points at.
+func NewStoreFor(cfg *rest.Config) (Store, error) {
+	cfg = rest.CopyConfig(cfg)
 	scheme := runtime.NewScheme()
 	if err := dbv1.AddToScheme(scheme); err != nil {
 		return nil, err

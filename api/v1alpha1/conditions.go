@@ -13,6 +13,13 @@ const (
 	// operator writes BackupRunning, and BackupFailed when a Job fails
 	// without having reported (killed, image not pulled, deadline).
 	ConditionSucceeded = "Succeeded"
+
+	// ConditionBackupOverdue is True when the scheduled trigger is enabled
+	// and the newest successful backup (or, without one, the resource's
+	// creation) is older than two intervals of the schedule plus the
+	// starting deadline: backups are not happening as the schedule says.
+	// Written by the operator.
+	ConditionBackupOverdue = "BackupOverdue"
 )
 
 // Reasons of the Ready condition.
@@ -37,6 +44,20 @@ const (
 	// ReasonSpecInvalid: another field the CRD schema could not check is
 	// invalid (for example a repo without the fields its type needs).
 	ReasonSpecInvalid = "SpecInvalid"
+	// ReasonServerRejected: the API server refused an object the operator
+	// made for the spec (for example a CronJob the CronJob API finds
+	// invalid, or a ResourceQuota denial); the message is the server's.
+	ReasonServerRejected = "ServerRejected"
+	// ReasonRepoConflict: another DatabaseBackup writes to the same place in
+	// the same repo (bucket and prefix), where each one's retention would
+	// delete the other's backups.
+	ReasonRepoConflict = "RepoConflict"
+	// ReasonImageNotAllowed: spec.image does not match the operator's
+	// allowed job images.
+	ReasonImageNotAllowed = "ImageNotAllowed"
+	// ReasonServiceAccountMissing: podTemplate.serviceAccountName names a
+	// ServiceAccount that does not exist.
+	ReasonServiceAccountMissing = "ServiceAccountMissing"
 )
 
 // Reasons of the Succeeded condition.
@@ -47,7 +68,46 @@ const (
 	ReasonBackupFailed = "BackupFailed"
 	// ReasonBackupRunning: a backup Job is running.
 	ReasonBackupRunning = "BackupRunning"
+	// ReasonBackupSkipped: a scheduled run did not start because the
+	// previous Job was still running (a Warning Event of this reason too).
+	ReasonBackupSkipped = "BackupSkipped"
+)
+
+// Reasons of the BackupOverdue condition.
+const (
+	// ReasonBackupsCurrent: the newest successful backup is recent enough.
+	ReasonBackupsCurrent = "BackupsCurrent"
+	// ReasonBackupsOverdue: the newest successful backup is too old.
+	ReasonBackupsOverdue = "BackupsOverdue"
 )
 
 // MessageBackupSucceeded is the message of Succeeded=True, the article's.
 const MessageBackupSucceeded = "Database has been archived"
+
+// MaxHistory bounds status.history.
+const MaxHistory = 10
+
+// RecordRun puts run first in status.history (replacing an entry of the
+// same Job, so that the job's report and the operator's reading of one Job
+// give one entry), keeps at most MaxHistory, and updates lastSuccessfulTime
+// or lastFailure. Both the operator and the backup job call it.
+func (st *DatabaseBackupStatus) RecordRun(run BackupRun, reason string) {
+	out := []BackupRun{run}
+	for _, h := range st.History {
+		if run.Job != "" && h.Job == run.Job {
+			continue
+		}
+		out = append(out, h)
+	}
+	if len(out) > MaxHistory {
+		out = out[:MaxHistory]
+	}
+	st.History = out
+	switch run.Outcome {
+	case RunSucceeded:
+		t := run.FinishedTime
+		st.LastSuccessfulTime = &t
+	case RunFailed:
+		st.LastFailure = &BackupFailure{Time: run.FinishedTime, Reason: reason, Message: run.Message, Job: run.Job}
+	}
+}

@@ -6,8 +6,13 @@ import "strings"
 // job binary (`dbarchive job`), which runs in it. Both import these names so
 // that neither repeats a string the other must match.
 
-// DefaultImage is the backup job's image when spec.image is empty.
-const DefaultImage = "ghcr.io/dbarchive/dbarchive:latest"
+// JobImageRepository is the repository of the backup job's image. The
+// operator's default job image is this repository at the operator's own
+// version (see JobImage), so an operator and its jobs move together.
+const JobImageRepository = "ghcr.io/dbarchive/dbarchive"
+
+// JobImage is the job image of one dbarchive version, e.g. "v1.2.3".
+func JobImage(version string) string { return JobImageRepository + ":" + version }
 
 // JobContainerName is the name of the backup container in the pod.
 const JobContainerName = "backup"
@@ -33,7 +38,22 @@ const (
 	// JobEnvSourcePassword is the source's password, from
 	// spec.source.passwordSecretRef by secretKeyRef. Absent when unset.
 	JobEnvSourcePassword = "DBARCHIVE_SOURCE_PASSWORD"
+	// JobEnvJobName is the name of the Job the pod belongs to, from the
+	// pod's label JobNameLabel by the downward API. The job writes it into
+	// status.reportedJob with its outcome, so the operator can tell the
+	// job's report from its own guess without comparing clocks.
+	JobEnvJobName = "BACKUP_JOB_NAME"
 )
+
+// JobNameLabel is the label the Job controller puts on a Job's pods, naming
+// the Job.
+const JobNameLabel = "batch.kubernetes.io/job-name"
+
+// JobExitPermanent is the job's exit code for a failure that another
+// attempt cannot fix (a refused spec, wrong credentials, a missing
+// database). The Job's podFailurePolicy fails the Job at once on it instead
+// of dumping the database backoffLimit more times.
+const JobExitPermanent = 3
 
 // Values of JobEnvTrigger.
 const (
@@ -86,6 +106,19 @@ func (r *Repo) ResolvedBucket(resourceName string) string {
 		return r.BucketNamePrefix + resourceName
 	}
 	return ""
+}
+
+// KeyPrefix is where the backups of the DatabaseBackup namespace/name live
+// in repo: the repo's prefix when set, else <namespace>/<name>, so that
+// resources sharing a bucket or volume (or having the same name in two
+// namespaces and the same bucketNamePrefix) never see or prune each other's
+// backups. Two resources that set the same prefix for the same bucket are
+// refused by the operator (Ready=False, RepoConflict).
+func (r *Repo) KeyPrefix(namespace, name string) string {
+	if r.Prefix != "" {
+		return strings.Trim(r.Prefix, "/")
+	}
+	return namespace + "/" + name
 }
 
 // FSRepoDir is the directory of an fs repo inside the backup container.

@@ -73,8 +73,9 @@ type DatabaseBackupSpec struct {
 	Retention *Retention `json:"retention,omitempty"`
 
 	// image is the container image of the backup job. It must contain the
-	// dbarchive binary and the dump tools of the source type. Defaults to
-	// ghcr.io/dbarchive/dbarchive:latest.
+	// dbarchive binary and the dump tools of the source type. Defaults to the
+	// job image of the operator's own version (the operator's --job-image).
+	// The operator refuses an image its --allowed-job-images does not match.
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Image string `json:"image,omitempty"`
@@ -116,7 +117,11 @@ type DatabaseBackupSpec struct {
 	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
 
 	// activeDeadlineSeconds bounds the run time of one backup Job; when it
-	// is reached the Job's pods are stopped and the Job fails.
+	// is reached the Job's pods are stopped and the Job fails. Defaults, for
+	// the scheduled trigger, to the shortest interval of the schedule less a
+	// tenth (at most 5 minutes less), so that a stuck Job (image not pulled,
+	// pod not schedulable) fails before the next run is due instead of
+	// blocking every later one; for a manual trigger to 24 hours.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
@@ -132,6 +137,48 @@ type DatabaseBackupSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit,omitempty"`
+
+	// podTemplate adds to the backup pod what a platform needs: scheduling,
+	// metadata, pull secrets and the pod's ServiceAccount.
+	// +optional
+	PodTemplate *PodTemplate `json:"podTemplate,omitempty"`
+}
+
+// PodTemplate customises the backup pod. The container, its command,
+// environment, mounts and security context stay the operator's.
+type PodTemplate struct {
+	// labels are added to the pod's labels (the operator's own win).
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations are added to the pod's annotations.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// nodeSelector constrains the nodes the pod runs on.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// tolerations let the pod run on tainted nodes.
+	// +listType=atomic
+	// +optional
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// affinity of the pod.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+	// priorityClassName of the pod.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// imagePullSecrets for a job image in a private registry.
+	// +listType=atomic
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// serviceAccountName is a ServiceAccount of this namespace, owned by
+	// you, for the pod to run as: the one carrying workload identity
+	// annotations (IRSA, GKE, Azure). The operator binds the job's Role
+	// (read this resource, write its status) to it. Without it the operator
+	// makes a ServiceAccount dbarchive-job-<metadata.name>.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 }
 
 // Repo is one place backups are written to: a bucket (or container) of an
@@ -140,7 +187,9 @@ type DatabaseBackupSpec struct {
 // The bucket is bucket when set. When only bucketNamePrefix is set, the bucket
 // is bucketNamePrefix followed by the DatabaseBackup's metadata.name (the
 // article's "database-backup-" gives database-backup-<name>), and the job
-// creates it on first use.
+// creates it on first use. Within the bucket, backups live under prefix, or
+// <namespace>/<name> without one, so two resources of the same name in two
+// namespaces share the bucket without touching each other's backups.
 //
 // +kubebuilder:validation:XValidation:rule="self.type != 'fs' || has(self.fs)",message="a repo of type fs needs fs.claimName: the PersistentVolumeClaim that holds the repo"
 // +kubebuilder:validation:XValidation:rule="self.type == 'fs' || !has(self.fs)",message="fs is only allowed on a repo of type fs"
@@ -199,8 +248,10 @@ type Repo struct {
 	// +optional
 	Bucket string `json:"bucket,omitempty"`
 
-	// prefix is prepended to every object key, e.g. "prod/orders", so that
-	// several resources can share a bucket.
+	// prefix is prepended to every object key, e.g. "prod/orders". Without
+	// it the prefix is <namespace>/<name>. Two DatabaseBackups may not use
+	// the same prefix in the same bucket: the younger one is refused with
+	// Ready=False, reason RepoConflict.
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	Prefix string `json:"prefix,omitempty"`
@@ -278,7 +329,8 @@ type ManualTrigger struct {
 // ScheduledTrigger runs backups periodically.
 type ScheduledTrigger struct {
 	// enabled must be true for the CronJob to exist. With false the CronJob
-	// is deleted (Jobs it started finish on their own).
+	// is deleted and a Job it started keeps running to its end (it is
+	// orphaned, not deleted); its outcome is still reported here.
 	// +optional
 	Enabled bool `json:"enabled,omitempty"`
 
@@ -292,7 +344,10 @@ type ScheduledTrigger struct {
 	Schedule string `json:"schedule"`
 
 	// timeZone is the IANA time zone of the schedule, e.g. Europe/Berlin.
+	// "Local" and "" are refused, as the CronJob API refuses them.
+	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self != 'Local'",message="timeZone must be an IANA time zone name such as Europe/Berlin or UTC; \"Local\" is not allowed by CronJobs"
 	// +optional
 	TimeZone *string `json:"timeZone,omitempty"`
 
@@ -307,6 +362,12 @@ type ScheduledTrigger struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+
+	// immediate starts a first backup as soon as the resource is ready,
+	// without waiting for the schedule: once, as the Job
+	// <metadata.name>-immediate (status.immediateJob records it).
+	// +optional
+	Immediate bool `json:"immediate,omitempty"`
 }
 
 // Source is the database the job reads.
@@ -407,6 +468,101 @@ type DatabaseBackupStatus struct {
 	// into a Job; that time never runs again.
 	// +optional
 	LastManualTriggerTime string `json:"lastManualTriggerTime,omitempty"`
+
+	// handledManualTriggerTimes are the manualTrigger.times already turned
+	// into Jobs, newest last, at most 16 (RFC 3339, UTC). None of them runs
+	// again, and once the list is full no time before its oldest entry runs
+	// either, so a revert to an earlier time never re-runs it.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	HandledManualTriggerTimes []string `json:"handledManualTriggerTimes,omitempty"`
+
+	// immediateJob is the Job scheduledTrigger.immediate started; it is
+	// never started again.
+	// +optional
+	ImmediateJob string `json:"immediateJob,omitempty"`
+
+	// activeJob is the Job the operator last announced as running
+	// (Succeeded=Unknown/BackupRunning).
+	// +optional
+	ActiveJob string `json:"activeJob,omitempty"`
+
+	// reportedJob is the Job whose outcome the Succeeded condition reports,
+	// written by the backup job together with it. The operator never
+	// replaces the report of the Job named here with its own guess.
+	// +optional
+	ReportedJob string `json:"reportedJob,omitempty"`
+
+	// lastSkippedTime is the last scheduled time at which no backup started
+	// because the previous one was still running.
+	// +optional
+	LastSkippedTime *metav1.Time `json:"lastSkippedTime,omitempty"`
+
+	// lastSuccessfulTime is when the newest successful backup was committed.
+	// +optional
+	LastSuccessfulTime *metav1.Time `json:"lastSuccessfulTime,omitempty"`
+
+	// lastFailure describes the newest failed backup.
+	// +optional
+	LastFailure *BackupFailure `json:"lastFailure,omitempty"`
+
+	// nextScheduleTime is when the scheduled trigger runs next; unset when
+	// it is disabled or suspended.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+
+	// history holds the last runs, newest first, at most MaxHistory.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	History []BackupRun `json:"history,omitempty"`
+}
+
+// BackupFailure is one failed backup.
+type BackupFailure struct {
+	// time is when the failure was recorded.
+	Time metav1.Time `json:"time"`
+	// reason is a CamelCase word: BackupFailed, or the Job controller's
+	// (DeadlineExceeded, BackoffLimitExceeded).
+	Reason string `json:"reason"`
+	// message says why, in one line.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// job is the Job that failed.
+	// +optional
+	Job string `json:"job,omitempty"`
+}
+
+// Outcomes of a BackupRun.
+const (
+	RunSucceeded = "Succeeded"
+	RunFailed    = "Failed"
+)
+
+// BackupRun is one finished backup Job.
+type BackupRun struct {
+	// job is the Job that ran it.
+	// +optional
+	Job string `json:"job,omitempty"`
+	// id is the backup id, when it succeeded.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// outcome is Succeeded or Failed.
+	// +kubebuilder:validation:Enum=Succeeded;Failed
+	Outcome string `json:"outcome"`
+	// finishedTime is when it ended.
+	FinishedTime metav1.Time `json:"finishedTime"`
+	// duration is how long the backup took, when it succeeded.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+	// storedSize is the size in bytes of the stored data, when it
+	// succeeded.
+	// +optional
+	StoredSize int64 `json:"storedSize,omitempty"`
+	// message is the failure's cause, in one line.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // LastBackup describes one finished backup in a repo.
@@ -444,7 +600,9 @@ type LastBackup struct {
 // +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.scheduledTrigger.schedule`
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastBackup.finishedTime`
 // +kubebuilder:printcolumn:name="Succeeded",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].status`
-// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
+// +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.nextScheduleTime`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 42",message="metadata.name must be at most 42 characters: the CronJob <name>-scheduled must fit Kubernetes' 52-character limit"

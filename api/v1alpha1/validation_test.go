@@ -146,6 +146,10 @@ func TestValidationRules(t *testing.T) {
 		{"unknown source type", []func(*unstructured.Unstructured){set("spec.source.type", "oracle")}, `supported values: "postgres", "mysql", "http", "exec"`},
 		{"no repos", []func(*unstructured.Unstructured){set("spec.repos", []any{}), del("spec.manualTrigger"), del("spec.scheduledTrigger")}, "should have at least 1 items"},
 		{"compression level out of range", []func(*unstructured.Unstructured){set("spec.compressionLevel", int64(23))}, "should be less than or equal to 22"},
+		{"time zone", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.timeZone", "Europe/Berlin")}, ""},
+		// What the CronJob API refuses is refused here, not found later.
+		{"time zone Local", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.timeZone", "Local")}, `"Local" is not allowed by CronJobs`},
+		{"time zone empty", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.timeZone", "")}, "spec.scheduledTrigger.timeZone"},
 		{"bad part size", []func(*unstructured.Unstructured){set("spec.partSize", "lots")}, "spec.partSize"},
 	}
 	for i, tc := range cases {

@@ -8,14 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	// The operator validates scheduledTrigger.timeZone; its image may have
 	// no zoneinfo.
 	_ "time/tzdata"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -24,6 +27,11 @@ import (
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/controller"
 )
+
+// version is the operator's version, set at build time with
+// -ldflags "-X main.version=v1.2.3". The default job image is the job image
+// of the same version, so that an operator and its jobs move together.
+var version = "dev"
 
 func main() {
 	if err := run(); err != nil {
@@ -39,12 +47,18 @@ func run() error {
 		leaderElect bool
 		leaderNS    string
 		workers     int
+		jobImage    string
+		allowed     string
+		watchNS     string
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "elect a leader, so that several replicas can run and only one reconciles")
 	flag.StringVar(&leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease; the pod's namespace when empty")
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "DatabaseBackups reconciled in parallel")
+	flag.StringVar(&jobImage, "job-image", defaultJobImageFlag(), "backup job image used when a DatabaseBackup sets no spec.image (default: the job image of this operator's version)")
+	flag.StringVar(&allowed, "allowed-job-images", "", "comma-separated path.Match patterns a DatabaseBackup's spec.image must match, e.g. registry.example.com/dbarchive/*; empty allows only --job-image")
+	flag.StringVar(&watchNS, "watch-namespace", "", "comma-separated namespaces to watch; empty watches all. With namespaces set, the operator can run with Roles in them instead of a ClusterRole")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -58,9 +72,13 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	cacheOpts, err := cacheOptions(watchNS)
+	if err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controller.CacheOptions(),
+		Cache:                   cacheOpts,
 		Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:  probeAddr,
 		LeaderElection:          leaderElect,
@@ -78,7 +96,13 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	if err := (&controller.Reconciler{Metrics: m, MaxConcurrentReconciles: workers}).SetupWithManager(mgr); err != nil {
+	rec := &controller.Reconciler{
+		Metrics:                 m,
+		MaxConcurrentReconciles: workers,
+		DefaultJobImage:         jobImage,
+		AllowedJobImages:        splitList(allowed),
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up DatabaseBackup controller: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -94,3 +118,34 @@ func run() error {
 	}
 	return nil
 }
+
+// cacheOptions narrows the caches to the namespaces of --watch-namespace.
+func cacheOptions(watch string) (cache.Options, error) {
+	opts := controller.CacheOptions()
+	namespaces := splitList(watch)
+	if len(namespaces) == 0 {
+		return opts, nil
+	}
+	opts.DefaultNamespaces = map[string]cache.Config{}
+	for _, ns := range namespaces {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return opts, fmt.Errorf("--watch-namespace: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		opts.DefaultNamespaces[ns] = cache.Config{}
+	}
+	return opts, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// defaultJobImageFlag is --job-image's default: the job image of this
+// operator's version.
+func defaultJobImageFlag() string { return dbv1.JobImage(version) }

@@ -13,9 +13,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -38,6 +40,7 @@ type Env struct {
 	Root string
 
 	env *crenvtest.Environment
+	kcm *controllerManager
 }
 
 // ModuleRoot is the directory holding go.mod, found upwards from the working
@@ -91,12 +94,32 @@ func Missing(tb testing.TB, err error) {
 	tb.Skip(msg)
 }
 
+// Options change what Start starts.
+type Options struct {
+	// APIServerArgs are extra kube-apiserver flags, for example
+	// {"enable-admission-plugins": {"OwnerReferencesPermissionEnforcement"}}.
+	APIServerArgs map[string][]string
+	// ControllerManager starts kube-controller-manager (from the same assets
+	// directory) against the API server, with only the CronJob, Job and
+	// garbage-collector controllers, as its own user. There is no scheduler
+	// and no kubelet: the pods the Job controller creates stay Pending.
+	ControllerManager bool
+}
+
 // Start starts etcd and kube-apiserver and installs the CRDs of
 // config/crd/bases. Stop it with Stop.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(Options{}) }
+
+// StartWith is Start with options.
+func StartWith(opts Options) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
+	}
+	if opts.ControllerManager {
+		if _, err := os.Stat(filepath.Join(assets, "kube-controller-manager")); err != nil {
+			return nil, fmt.Errorf("kube-controller-manager not found in %s", assets)
+		}
 	}
 	root, err := ModuleRoot()
 	if err != nil {
@@ -110,12 +133,19 @@ func Start() (*Env, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(dbv1.AddToScheme(scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(scheme))
 
 	env := &crenvtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
+	}
+	if len(opts.APIServerArgs) > 0 {
+		args := env.ControlPlane.GetAPIServer().Configure()
+		for k, v := range opts.APIServerArgs {
+			args.Set(k, v...)
+		}
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -128,15 +158,56 @@ func Start() (*Env, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("client for envtest: %w", err)
 	}
-	return &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env}, nil
+	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env}
+	if opts.ControllerManager {
+		if err := e.startControllerManager(assets); err != nil {
+			_ = env.Stop()
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
-// Stop stops the API server and etcd.
+// Stop stops kube-controller-manager, the API server and etcd.
 func (e *Env) Stop() error {
 	if e == nil || e.env == nil {
 		return nil
 	}
+	e.stopControllerManager()
 	return e.env.Stop()
+}
+
+var (
+	clusterOnce sync.Once
+	clusterEnv  *Env
+	clusterErr  error
+)
+
+// SharedCluster returns a second API server for the whole test binary that
+// behaves like a real cluster where Shared's does not: the CronJob, Job and
+// garbage-collector controllers of kube-controller-manager run against it,
+// and OwnerReferencesPermissionEnforcement is on (as on OpenShift), so an
+// operator must run there with exactly its RBAC (see OperatorConfig). Tests
+// on it must not play the Job controller themselves. TestMain must call
+// StopShared after m.Run.
+func SharedCluster(tb testing.TB) *Env {
+	tb.Helper()
+	if _, err := AssetsDir(); err != nil {
+		Missing(tb, err)
+	}
+	clusterOnce.Do(func() {
+		clusterEnv, clusterErr = StartWith(Options{
+			APIServerArgs:     map[string][]string{"enable-admission-plugins": {"OwnerReferencesPermissionEnforcement"}},
+			ControllerManager: true,
+		})
+	})
+	if clusterErr != nil {
+		if strings.Contains(clusterErr.Error(), "not found in") {
+			Missing(tb, clusterErr)
+		}
+		tb.Fatal(clusterErr)
+	}
+	return clusterEnv
 }
 
 var (
@@ -160,10 +231,14 @@ func Shared(tb testing.TB) *Env {
 	return sharedEnv
 }
 
-// StopShared stops the API server Shared started, if any.
+// StopShared stops the API servers Shared and SharedCluster started, if any.
 func StopShared() error {
-	if sharedEnv == nil {
-		return nil
+	var errs []error
+	if sharedEnv != nil {
+		errs = append(errs, sharedEnv.Stop())
 	}
-	return sharedEnv.Stop()
+	if clusterEnv != nil {
+		errs = append(errs, clusterEnv.Stop())
+	}
+	return errors.Join(errs...)
 }

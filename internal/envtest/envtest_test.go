@@ -50,3 +50,19 @@ func TestAssetsDirDefault(t *testing.T) {
 		t.Fatalf("AssetsDir error %q does not name %s", err, filepath.Join(root, "bin", "k8s"))
 	}
 }
+
+// Asking for kube-controller-manager where it was not built fails naming
+// it, before anything is started.
+func TestControllerManagerMissing(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KUBEBUILDER_ASSETS", dir)
+	for _, bin := range []string{"etcd", "kube-apiserver"} {
+		if err := os.WriteFile(filepath.Join(dir, bin), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := StartWith(Options{ControllerManager: true})
+	if err == nil || !strings.Contains(err.Error(), "kube-controller-manager not found") {
+		t.Fatalf("StartWith(ControllerManager) = %v, want an error naming kube-controller-manager", err)
+	}
+}
