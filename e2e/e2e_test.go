@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -210,6 +211,49 @@ func TestManualBackupToFS(t *testing.T) {
 	}
 	if fp := restoreWithCLI(t, srv, "file://"+repoDir); fp != want {
 		t.Fatalf("restored content %s, want %s", fp, want)
+	}
+}
+
+// TestPermanentFailureExitsThree: a failure no retry can fix (here the Job
+// names a repo the resource does not have) ends the container with exit
+// code 3, which the Job's podFailurePolicy turns into a failed Job at once,
+// and is reported in status naming the repo.
+func TestPermanentFailureExitsThree(t *testing.T) {
+	cl := startCluster(t)
+	_, dbName, _ := sourceDB(t)
+	cl.k.claims["backups"] = t.TempDir()
+	res := &dbv1.DatabaseBackup{
+		ObjectMeta: metav1.ObjectMeta{Name: "ledger", Namespace: cl.ns},
+		Spec: dbv1.DatabaseBackupSpec{
+			Repos:         []dbv1.Repo{{Name: "local", Type: dbv1.RepoTypeFS, FS: &dbv1.FSRepo{ClaimName: "backups"}}},
+			ManualTrigger: manual("local"),
+			Source:        pgSource(dbName),
+		},
+	}
+	ctx := context.Background()
+	must(t, cl.c.Create(ctx, res))
+	j := waitForJob(t, cl.c, cl.ns, "ledger-manual-")
+	// The pod as the Job would run it, but told to use a repo that is not
+	// in spec.repos: the job must refuse it, not retry it.
+	ctr := &j.Spec.Template.Spec.Containers[0]
+	found := false
+	for i := range ctr.Env {
+		if ctr.Env[i].Name == dbv1.JobEnvRepo {
+			ctr.Env[i].Value, found = "elsewhere", true
+		}
+	}
+	if !found {
+		ctr.Env = append(ctr.Env, corev1.EnvVar{Name: dbv1.JobEnvRepo, Value: "elsewhere"})
+	}
+	run := cl.k.runJob(ctx, j)
+	var exitErr *exec.ExitError
+	if !errors.As(run.exitErr, &exitErr) || exitErr.ExitCode() != dbv1.JobExitPermanent {
+		t.Fatalf("job ended with %v, want exit code %d\n%s", run.exitErr, dbv1.JobExitPermanent, run.output)
+	}
+	got := cl.waitOutcome("ledger")
+	c := meta.FindStatusCondition(got.Status.Conditions, dbv1.ConditionSucceeded)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != dbv1.ReasonBackupFailed || !strings.Contains(c.Message, `"elsewhere"`) {
+		t.Fatalf("Succeeded = %+v, want False/BackupFailed naming the repo", c)
 	}
 }
 

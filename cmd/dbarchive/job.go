@@ -15,7 +15,9 @@ func newJobCommand(g *globals) *cobra.Command {
 		Long: `Reads BACKUP_RESOURCE_NAME and NAMESPACE, gets the DatabaseBackup, backs its
 source up into the repo named by BACKUP_REPO, applies its retention, and writes
 the outcome into status.conditions (Succeeded: BackupSucceeded or BackupFailed).
-Exits non-zero on failure so the Job's backoff applies.`,
+Exits 1 on a failure another attempt may fix, so the Job's backoff applies, and
+3 on one it cannot (a spec the job refuses, a repo that denies access), which
+the Job's podFailurePolicy turns into a failed Job at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			env, err := job.EnvFromOS(os.Getenv)
@@ -27,7 +29,11 @@ Exits non-zero on failure so the Job's backoff applies.`,
 				return err
 			}
 			r := &job.Runner{Store: store, Env: env, Log: g.log.With("databasebackup", env.Namespace+"/"+env.ResourceName), ToolVersion: version}
-			return r.Run(cmd.Context())
+			err = r.Run(cmd.Context())
+			if code := job.ExitCode(err); code != exitOK && code != exitFailure {
+				return &exitCodeError{code: code, err: err}
+			}
+			return err
 		},
 	}
 }

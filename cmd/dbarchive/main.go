@@ -63,8 +63,12 @@ func run(ctx context.Context, args []string) int {
 	}
 	code := exitFailure
 	var ue *usageError
-	if errors.As(err, &ue) || !started {
+	var ce *exitCodeError
+	switch {
+	case errors.As(err, &ue) || !started:
 		code = exitUsage
+	case errors.As(err, &ce):
+		code = ce.code
 	}
 	if g.logFormat == "json" {
 		// One JSON line, like every log line before it, so a log collector
@@ -75,6 +79,16 @@ func run(ctx context.Context, args []string) int {
 	}
 	return code
 }
+
+// exitCodeError is a failure whose command chose its exit code (the job's 3
+// for a failure no retry can fix).
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string { return e.err.Error() }
+func (e *exitCodeError) Unwrap() error { return e.err }
 
 // usageError is a mistake in the command line; it exits with code 2.
 type usageError struct{ err error }
