@@ -98,14 +98,7 @@ func TestDisablingScheduleKeepsRunningJob(t *testing.T) {
 	cj := h.waitCronJob("calm", nil)
 	h.waitCondition("calm", dbv1.ConditionReady, "True", dbv1.ReasonReconciled)
 	// The run the CronJob controller would start on its schedule.
-	run := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            "calm-scheduled-29000000",
-			Labels:          cj.Spec.JobTemplate.Labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
-		},
-		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
-	}
+	run := jobOfCronJob(cj, "calm-scheduled-29000000")
 	h.create(run)
 	h.waitCondition("calm", dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning)
 

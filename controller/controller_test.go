@@ -127,14 +127,7 @@ func TestCronJobFollowsSpec(t *testing.T) {
 	// A Job the CronJob starts (owned by the CronJob, labelled from its
 	// template) is seen: Succeeded says BackupRunning.
 	cj = h.waitCronJob("nightly", nil)
-	cronRun := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            "nightly-scheduled-29000000",
-			Labels:          cj.Spec.JobTemplate.Labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
-		},
-		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
-	}
+	cronRun := jobOfCronJob(cj, "nightly-scheduled-29000000")
 	h.create(cronRun)
 	running := h.waitCondition("nightly", dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning)
 	if !strings.Contains(running.Message, cronRun.Name) {
@@ -789,4 +782,17 @@ func (h *harness) metric(name, backup string) float64 {
 	}
 	h.t.Fatalf("no series %s{namespace=%q,name=%q}", name, h.ns, backup)
 	return 0
+}
+
+// jobOfCronJob is the Job the CronJob controller would start from cj's
+// template: owned by cj, labelled and specified as its template says.
+func jobOfCronJob(cj *batchv1.CronJob, name string) *batchv1.Job {
+	return &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            name,
+			Labels:          cj.Spec.JobTemplate.Labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cj, batchv1.SchemeGroupVersion.WithKind("CronJob"))},
+		},
+		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
+	}
 }
