@@ -147,26 +147,37 @@ func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBacku
 // Background or foreground propagation would have the garbage collector
 // kill it.
 func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
-	var have batchv1.CronJob
-	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
-	if err := r.Client.Get(ctx, key, &have); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("get CronJob %s: %w", key, err)
+	have, err := r.ownCronJob(ctx, b)
+	if have == nil || err != nil {
+		return err
 	}
-	if !metav1.IsControlledBy(&have, b) {
-		return nil
-	}
-	if err := r.Client.Delete(ctx, &have, client.PropagationPolicy(metav1.DeletePropagationOrphan),
+	key := client.ObjectKeyFromObject(have)
+	if err := r.Client.Delete(ctx, have, client.PropagationPolicy(metav1.DeletePropagationOrphan),
 		client.Preconditions{UID: &have.UID}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("delete CronJob %s: %w", key, err)
 	}
-	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobDeleted", "Delete", "deleted CronJob %s", have.Name)
+	r.Recorder.Eventf(b, have, corev1.EventTypeNormal, "CronJobDeleted", "Delete", "deleted CronJob %s", have.Name)
 	return nil
+}
+
+// ownCronJob returns b's CronJob, or nil when there is none or the one of
+// that name is not controlled by b (the operator never touches another's).
+func (r *Reconciler) ownCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJob, error) {
+	var have batchv1.CronJob
+	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
+	if err := r.Client.Get(ctx, key, &have); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get CronJob %s: %w", key, err)
+	}
+	if !metav1.IsControlledBy(&have, b) {
+		return nil, nil
+	}
+	return &have, nil
 }
 
 // suspendCronJob suspends b's CronJob if it exists, while the spec cannot be
@@ -174,25 +185,19 @@ func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) 
 // recreated during a rotation), and deleting it would stop the Job it runs.
 // The next reconcile with a valid spec writes the desired CronJob again.
 func (r *Reconciler) suspendCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
-	var have batchv1.CronJob
-	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
-	if err := r.Client.Get(ctx, key, &have); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("get CronJob %s: %w", key, err)
+	have, err := r.ownCronJob(ctx, b)
+	if have == nil || err != nil || ptr.Deref(have.Spec.Suspend, false) {
+		return err
 	}
-	if !metav1.IsControlledBy(&have, b) || ptr.Deref(have.Spec.Suspend, false) {
-		return nil
-	}
+	key := client.ObjectKeyFromObject(have)
 	patch := client.MergeFrom(have.DeepCopy())
 	have.Spec.Suspend = ptr.To(true)
 	// The hash no longer matches, so the next valid pass rewrites the spec.
 	have.Annotations = mergeMaps(have.Annotations, map[string]string{annotationSpecHash: "suspended"})
-	if err := r.Client.Patch(ctx, &have, patch, client.FieldOwner(fieldManager)); err != nil {
+	if err := r.Client.Patch(ctx, have, patch, client.FieldOwner(fieldManager)); err != nil {
 		return fmt.Errorf("suspend CronJob %s: %w", key, err)
 	}
-	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobSuspended", "Suspend", "suspended CronJob %s until the spec can be acted on again", have.Name)
+	r.Recorder.Eventf(b, have, corev1.EventTypeNormal, "CronJobSuspended", "Suspend", "suspended CronJob %s until the spec can be acted on again", have.Name)
 	return nil
 }
 
