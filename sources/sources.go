@@ -230,3 +230,13 @@ func WithoutPassword(u *url.URL) string {
 	}
 	return c.String()
 }
+
+// Querier is a target a drill can inspect after restoring into it: Query
+// runs one SQL statement in the target database through the type's own
+// client and returns its rows as text (NULL is ""), and Drop removes the
+// target database. Both connect as the Restorer does, with the same
+// credentials handling.
+type Querier interface {
+	Query(ctx context.Context, sql string) ([][]string, error)
+	Drop(ctx context.Context) error
+}

@@ -183,12 +183,32 @@ func fileSink(path string, force bool) func(io.Reader) error {
 func newVerifyCommand(g *globals) *cobra.Command {
 	var repo, backupID string
 	var sets setFlags
+	var d drillFlags
 	cmd := &cobra.Command{
-		Use:   "verify [--repo URL] [--backup ID|latest|before:TIME]",
-		Short: "Read a backup in full and check its checksums and sizes",
-		Args:  cobra.NoArgs,
+		Use:   "verify [--repo URL] [--backup ID|latest|before:TIME] [--restore [--restore-to URL] [--check SQL]... [--checks-file F] [-o table|json]]",
+		Short: "Read a backup in full and check its checksums and sizes; with --restore, prove it restores",
+		Long: `Without --restore: reads the whole backup and checks every sha256 and size.
+
+With --restore (the drill): after that integrity pass, restores the backup into
+a throwaway server (PostgreSQL: initdb into a temporary directory; MariaDB:
+mariadb-install-db), listening on a Unix socket only, of a major no older than
+the one the dump came from; or, with --restore-to, into a new database on an
+existing server. Then it checks every table the backup recorded is there with
+as many rows, and runs each --check (SQL returning one row whose first column
+is true or non-zero). The server, its directory and the database are removed
+on success, failure, SIGINT and SIGTERM.
+
+The report (a table on a terminal, JSON otherwise or with -o json) holds the
+backup id, the download and restore times, the tables and rows checked, each
+check's outcome and the server version; it is also stored in the repo as
+<prefix>/<id>/verify/<time>.json, and prune removes it with the backup. Exit 1
+when anything failed, naming it.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkBackupID(backupID); err != nil {
+				return err
+			}
+			if err := d.check(cmd); err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -198,6 +218,9 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			}
 			defer b.Close()
 			progress := new(archiver.Progress)
+			if d.restore {
+				return runDrill(cmd, g, b, prefix, m, &d, progress)
+			}
 			stop := g.showProgress("verify", progress)
 			err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log})
 			stop()
@@ -211,6 +234,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, latest, or before:<RFC 3339 time>")
 	sets.register(cmd)
+	d.register(cmd)
 	return cmd
 }
 

@@ -339,10 +339,8 @@ func (s *Source) Restore(ctx context.Context, r io.Reader) (err error) {
 // dropCreated removes the database this restore created, even when ctx has
 // been cancelled: that cancellation is usually why the restore failed.
 func (s *Source) dropCreated(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
-	defer cancel()
-	if _, err := s.runSQL(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(s.db)); err != nil {
-		return fmt.Errorf("mysql target %s: dropping the database created for the failed restore: %w", s.Describe(), err)
+	if err := s.Drop(ctx); err != nil {
+		return fmt.Errorf("%w (it was created for the failed restore)", err)
 	}
 	return nil
 }
