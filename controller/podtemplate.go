@@ -132,6 +132,9 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 			},
 		},
 	}
+	if drills(b, trigger) {
+		addDrillVolume(&spec.Template.Spec, b.Spec.Verification)
+	}
 	applyPodTemplate(&spec.Template, b.Spec.PodTemplate, trigger, b)
 	return spec
 }

@@ -26,8 +26,9 @@ func mariadbMajor(major, minor string) int {
 
 // StartMariaDB initializes a data directory with mariadb-install-db and
 // starts mariadbd with networking off (a Unix socket only) and durability
-// off, as a server no older than minMajor (10.11 is 1011; 0: any).
-func StartMariaDB(ctx context.Context, minMajor int) (*Server, error) {
+// off, as a server no older than minMajor (10.11 is 1011; 0: any), in a
+// new directory under root ("": the temporary directory).
+func StartMariaDB(ctx context.Context, minMajor int, root string) (*Server, error) {
 	server, err := lookPath("mariadbd", mariadbServerDirs)
 	if err != nil {
 		return nil, fmt.Errorf("drill: no MariaDB server: %w; install mariadb-server, or give --restore-to a server", err)
@@ -50,7 +51,7 @@ func StartMariaDB(ctx context.Context, minMajor int) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := newDir(a)
+	dir, err := newDir(a, root)
 	if err != nil {
 		return nil, err
 	}

@@ -92,8 +92,9 @@ func choosePostgres(found []pgBinary, minMajor int) (pgBinary, error) {
 // StartPostgres initializes a cluster in a temporary directory and starts
 // it on a Unix socket only, with durability off (fsync, synchronous commit
 // and full-page writes: the cluster is thrown away), as a server no older
-// than major minMajor (0: any).
-func StartPostgres(ctx context.Context, minMajor int) (*Server, error) {
+// than major minMajor (0: any), in a new directory under root ("": the
+// temporary directory).
+func StartPostgres(ctx context.Context, minMajor int, root string) (*Server, error) {
 	bin, err := choosePostgres(findPostgres(), minMajor)
 	if err != nil {
 		return nil, err
@@ -102,7 +103,7 @@ func StartPostgres(ctx context.Context, minMajor int) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := newDir(a)
+	dir, err := newDir(a, root)
 	if err != nil {
 		return nil, err
 	}

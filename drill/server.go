@@ -199,8 +199,10 @@ const startTimeout = 2 * time.Minute
 
 // newDir makes the server's temporary directory. Its path is short: a Unix
 // socket path has a limit of about 100 bytes.
-func newDir(a account) (string, error) {
-	root := shortTempRoot()
+func newDir(a account, root string) (string, error) {
+	if root == "" {
+		root = shortTempRoot()
+	}
 	if a.cred != nil && !traversable(root) {
 		// The server's account must reach its directory.
 		root = "/tmp"

@@ -28,7 +28,7 @@ func processGone(pid int) bool {
 func TestThrowawayPostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := StartPostgres(ctx, 0)
+	s, err := StartPostgres(ctx, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestThrowawayPostgres(t *testing.T) {
 func TestThrowawayMariaDB(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := StartMariaDB(ctx, 0)
+	s, err := StartMariaDB(ctx, 0, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,9 @@ type Env struct {
 	// JobName is the Job this pod belongs to; reported as
 	// status.reportedJob. Empty when run outside a Job.
 	JobName string
+	// DrillDir is the restore drill's scratch directory (a volume sized
+	// for the restored database); "" is the temporary directory.
+	DrillDir string
 }
 
 // EnvFromOS reads the pod contract's environment variables and checks that
@@ -68,6 +71,7 @@ func EnvFromOS(getenv func(string) string) (Env, error) {
 		SourcePassword: getenv(dbv1.JobEnvSourcePassword),
 		MountRoot:      getenv(EnvMountRoot),
 		JobName:        getenv(dbv1.JobEnvJobName),
+		DrillDir:       getenv(dbv1.JobEnvDrillDir),
 	}
 	var missing []string
 	if e.ResourceName == "" {
@@ -114,6 +118,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("get DatabaseBackup %s: %w", key, err)
 	}
+	if r.Env.Trigger == dbv1.JobTriggerVerify {
+		return r.verifyLatest(ctx, key, db)
+	}
 	res, runErr := r.backup(ctx, db)
 	if runErr != nil {
 		if ctx.Err() != nil {
@@ -134,7 +141,41 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.report(rctx, key, db.Generation, res, runErr); err != nil {
 		return errors.Join(runErr, err)
 	}
+	if runErr == nil && verifyAfterBackup(db) {
+		// The backup is committed and reported; a drill that fails says so
+		// in Verified and does not fail the Job (a retry would back up
+		// again for nothing).
+		out := r.runDrill(ctx, db, res.repo, res.manifest.ID)
+		vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer vcancel()
+		if err := r.reportVerification(vctx, key, db.Generation, out); err != nil {
+			r.Log.Error("could not record the drill's outcome", "error", err)
+		}
+	}
 	return runErr
+}
+
+// verifyLatest is the scheduled drill: the newest backup of the verification
+// repo, restored and checked. Its error fails the Job only when the drill
+// could not be reported.
+func (r *Runner) verifyLatest(ctx context.Context, key types.NamespacedName, db *dbv1.DatabaseBackup) error {
+	if db.Spec.Verification == nil || !db.Spec.Verification.Enabled {
+		return permanent(errors.New("spec.verification is not enabled"))
+	}
+	out := r.runDrill(ctx, db, db.Spec.VerificationRepo(), "latest")
+	timeout := r.ReportTimeout
+	if timeout <= 0 {
+		timeout = DefaultReportTimeout
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := r.reportVerification(rctx, key, db.Generation, out); err != nil {
+		return errors.Join(out.err, err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("drill stopped before it finished (the pod was terminated or the Job's deadline passed): %w", ctx.Err())
+	}
+	return nil
 }
 
 // result is what a successful backup reports.

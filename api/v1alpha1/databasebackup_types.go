@@ -41,6 +41,7 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.manualTrigger) || self.repos.exists(r, r.name == self.manualTrigger.repo)",message="manualTrigger.repo must be the name of a repo in spec.repos"
 // +kubebuilder:validation:XValidation:rule="!has(self.scheduledTrigger) || self.repos.exists(r, r.name == self.scheduledTrigger.repo)",message="scheduledTrigger.repo must be the name of a repo in spec.repos"
+// +kubebuilder:validation:XValidation:rule="!has(self.verification) || !has(self.verification.repo) || self.repos.exists(r, r.name == self.verification.repo)",message="verification.repo must be the name of a repo in spec.repos"
 type DatabaseBackupSpec struct {
 	// repos are the places backups can be written to. A trigger names one of
 	// them. Names must be unique within the list.
@@ -99,6 +100,11 @@ type DatabaseBackupSpec struct {
 	// +kubebuilder:validation:Maximum=64
 	// +optional
 	Concurrency *int32 `json:"concurrency,omitempty"`
+
+	// verification proves backups by restoring them into a throwaway
+	// server (a restore drill), after each backup or on a schedule.
+	// +optional
+	Verification *Verification `json:"verification,omitempty"`
 
 	// suspend pauses this resource: the CronJob is suspended and a manual
 	// trigger that has not run yet waits until suspend is false again.
@@ -460,6 +466,10 @@ type DatabaseBackupStatus struct {
 	// +optional
 	LastBackup *LastBackup `json:"lastBackup,omitempty"`
 
+	// lastVerification is the outcome of the newest restore drill.
+	// +optional
+	LastVerification *LastVerification `json:"lastVerification,omitempty"`
+
 	// lastScheduleTime is when the CronJob last started a Job.
 	// +optional
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
@@ -601,6 +611,7 @@ type LastBackup struct {
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastBackup.finishedTime`
 // +kubebuilder:printcolumn:name="Succeeded",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.nextScheduleTime`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`,priority=1
