@@ -1,6 +1,11 @@
 package v1alpha1
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
 
 // The contract between the operator, which builds the backup pod, and the
 // job binary (`dbarchive job`), which runs in it. Both import these names so
@@ -139,4 +144,13 @@ func (r *Repo) CABundleKey() string {
 		return DefaultCABundleKey
 	}
 	return r.CABundle.Key
+}
+
+// ManualJobName is the Job of one manual trigger time: the same instant
+// always gives the same name, however it is written, so a Job is never
+// created twice for one time, and a client that set the time knows which
+// Job (and which status.history entry) is its backup.
+func ManualJobName(backupName string, t time.Time) string {
+	sum := sha256.Sum256([]byte(t.UTC().Format(time.RFC3339Nano)))
+	return backupName + "-manual-" + hex.EncodeToString(sum[:4])
 }
