@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 func init() { sources.Register(Open, "mysql", "mariadb") }
@@ -58,7 +59,8 @@ type Source struct {
 
 var (
 	_ sources.Source   = (*Source)(nil)
-	_ sources.Restorer = (*Source)(nil)
+	_ sources.Restorer  = (*Source)(nil)
+	_ sources.Scannable = (*Source)(nil)
 )
 
 // Open builds a source from mysql://user[:password]@host[:port]/db, with an
@@ -236,6 +238,10 @@ func (s *Source) CheckRestore(context.Context) error {
 	_, _, err := s.optionFile()
 	return err
 }
+
+// DumpScanner reads the dump's INSERT statements; the database is the
+// tables' schema.
+func (s *Source) DumpScanner() dumpscan.Scanner { return dumpscan.NewMariaDB(s.db) }
 
 // Dump writes the header line with the database's defaults, then runs
 // mariadb-dump with --single-transaction (a consistent snapshot of InnoDB
