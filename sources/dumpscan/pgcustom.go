@@ -209,13 +209,14 @@ func (c *pgCustom) readItem(r *reader) error {
 		return c.readHeader(r)
 	}
 	if c.tocCount < 0 {
-		c.tocCount = r.int()
+		n := r.int()
 		if r.short {
 			return errShort
 		}
-		if c.tocCount < 0 {
-			return c.fail("negative TOC entry count %d", c.tocCount)
+		if n < 0 {
+			return c.fail("negative TOC entry count %d", n)
 		}
+		c.tocCount = n
 		c.entries = make(map[int64]*tocEntry)
 		if c.tocCount == 0 {
 			c.inData = true
