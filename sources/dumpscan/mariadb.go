@@ -153,7 +153,7 @@ func (m *mariadb) endLine() {
 	}
 }
 
-// parseBacktick reads a `quoted` name (`` for a backtick inside).
+// parseBacktick reads a `quoted` name (“ for a backtick inside).
 func parseBacktick(b []byte) (string, []byte, bool) {
 	if len(b) == 0 || b[0] != '`' {
 		return "", nil, false

@@ -58,7 +58,7 @@ type Source struct {
 }
 
 var (
-	_ sources.Source   = (*Source)(nil)
+	_ sources.Source    = (*Source)(nil)
 	_ sources.Restorer  = (*Source)(nil)
 	_ sources.Scannable = (*Source)(nil)
 )
