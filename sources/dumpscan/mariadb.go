@@ -153,7 +153,8 @@ func (m *mariadb) endLine() {
 	}
 }
 
-// parseBacktick reads a `quoted` name (“ for a backtick inside).
+// parseBacktick reads a backtick-quoted name, a doubled backtick standing
+// for one inside.
 func parseBacktick(b []byte) (string, []byte, bool) {
 	if len(b) == 0 || b[0] != '`' {
 		return "", nil, false
