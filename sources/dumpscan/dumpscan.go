@@ -230,7 +230,9 @@ func (s *sniffer) decide() error {
 		s.s = NewPostgresCustom()
 	case bytes.HasPrefix(h, []byte("--\n-- PostgreSQL database dump\n")):
 		s.s = NewPostgresPlain()
-	case bytes.Contains(h[:min(len(h), sniffLimit)], []byte("\n-- MariaDB dump ")),
+	case bytes.HasPrefix(h, []byte("-- dbarchive: database default character set ")), // the mysql source's own first line
+		bytes.HasPrefix(h, []byte("/*M!999999\\- enable the sandbox mode */")),
+		bytes.Contains(h[:min(len(h), sniffLimit)], []byte("\n-- MariaDB dump ")),
 		bytes.Contains(h[:min(len(h), sniffLimit)], []byte("\n-- MySQL dump ")),
 		bytes.HasPrefix(h, []byte("-- MariaDB dump ")),
 		bytes.HasPrefix(h, []byte("-- MySQL dump ")):
