@@ -14,10 +14,10 @@ import (
 	"github.com/dbarchive/dbarchive/archiver"
 	"github.com/dbarchive/dbarchive/internal/testdb"
 	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 	_ "github.com/dbarchive/dbarchive/sources/exec"
 	_ "github.com/dbarchive/dbarchive/sources/mysql"
 	_ "github.com/dbarchive/dbarchive/sources/postgres"
-	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 // TestTableListRecorded backs up real PostgreSQL (custom and plain) and
