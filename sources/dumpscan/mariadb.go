@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/cespare/xxhash/v2"
+	"github.com/zeebo/xxh3"
 )
 
 // mariadb-dump and mysqldump write one statement after another, each
@@ -200,7 +200,7 @@ type insertLexer struct {
 	// the tuple being read: hashed in place when it lies in one piece,
 	// else through d.
 	split bool
-	d     xxhash.Digest
+	d     *xxh3.Hasher
 }
 
 // special marks the bytes that change the state inside a tuple.
@@ -344,7 +344,7 @@ func (m *mariadb) lex(p []byte) (int, error) {
 	// The tuple goes on in the next write: hash what it has so far.
 	if x.state >= lxTuple && start >= 0 {
 		if !x.split {
-			x.d.Reset()
+			x.d = resetHasher(x.d)
 			x.split = true
 		}
 		_, _ = x.d.Write(p[start:])
@@ -362,7 +362,7 @@ func (m *mariadb) endTuple(b []byte) {
 		h = x.d.Sum64()
 		x.split = false
 	} else {
-		h = xxhash.Sum64(b)
+		h = xxh3.Hash(b)
 	}
 	x.table.add(h)
 }

@@ -1,10 +1,13 @@
 package dumpscan
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/zeebo/xxh3"
 )
 
 // The custom archive, as pg_dump writes it to a pipe (pg_backup_archiver.c,
@@ -338,6 +341,12 @@ func (c *pgCustom) readEntry(r *reader) (*tocEntry, error) {
 // data consumes data-block bytes.
 func (c *pgCustom) data(p []byte) error {
 	for len(p) > 0 {
+		if c.st == stChunkLen && len(c.pending) == 0 && c.rowsReadable() {
+			p = c.wholeRows(p)
+			if len(p) == 0 {
+				return nil
+			}
+		}
 		switch c.st {
 		case stPayload:
 			k := int(min(c.chunkLeft, int64(len(p))))
@@ -364,6 +373,16 @@ func (c *pgCustom) data(p []byte) error {
 			}
 			c.st = stBlockID
 		default: // an integer: block id, chunk length, blob oid
+			if w := 1 + c.intSize; len(c.pending) == 0 && len(p) >= w {
+				// The common case, once a row: the integer lies whole in p.
+				v := decodeInt(p[:w])
+				p = p[w:]
+				c.off += int64(w)
+				if err := c.gotInt(v); err != nil {
+					return err
+				}
+				continue
+			}
 			need := 1 + c.intSize - len(c.pending)
 			k := min(need, len(p))
 			c.pending = append(c.pending, p[:k]...)
@@ -382,10 +401,53 @@ func (c *pgCustom) data(p []byte) error {
 	return nil
 }
 
+// rowsReadable reports whether the current block is COPY text whose rows
+// are counted.
+func (c *pgCustom) rowsReadable() bool {
+	return c.cur != nil && c.cur.table != nil && !c.compressed && !c.blob && !c.rows.endSeen && !c.rows.open
+}
+
+// wholeRows is the fast path of a table's data, where nearly all the bytes
+// of a dump are: pg_dump writes each row as a chunk of its own, so while p
+// holds whole chunks of one row each, count and hash them without going
+// through the state machine. It returns the rest of p for the general path
+// (a chunk split across writes or holding other than one row, the end of
+// the block, the terminator line).
+func (c *pgCustom) wholeRows(p []byte) []byte {
+	if c.intSize != 4 {
+		return p
+	}
+	t := c.cur.table
+	done := 0
+	for len(p)-done >= 5 {
+		q := p[done:]
+		if q[0] != 0 {
+			break
+		}
+		n := int(binary.LittleEndian.Uint32(q[1:5]))
+		if n < 2 || len(q)-5 < n {
+			break
+		}
+		row := q[5 : 5+n-1]
+		if q[5+n-1] != '\n' || bytes.IndexByte(row, '\n') >= 0 || len(row) == 2 && row[0] == '\\' && row[1] == '.' {
+			break
+		}
+		t.add(xxh3.Hash(row))
+		done += 5 + n
+	}
+	c.off += int64(done)
+	return p[done:]
+}
+
 func decodeInt(b []byte) int64 {
-	var buf [8]byte
-	copy(buf[:], b[1:])
-	v := int64(binary.LittleEndian.Uint64(buf[:]))
+	var v int64
+	if len(b) == 5 {
+		v = int64(binary.LittleEndian.Uint32(b[1:])) // pg_dump's int size on every platform it runs on
+	} else {
+		var buf [8]byte
+		copy(buf[:], b[1:])
+		v = int64(binary.LittleEndian.Uint64(buf[:]))
+	}
 	if b[0] != 0 {
 		return -v
 	}
