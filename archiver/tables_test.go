@@ -121,13 +121,18 @@ func TestTableListRecorded(t *testing.T) {
 			if _, err := archiver.ReadTables(ctx, b, "p", m2); err != nil {
 				t.Fatal(err)
 			}
-			// A kept backup whose list is gone is incomplete.
+			// A backup whose list is gone fails Verify naming it, but it
+			// still restores, so prune keeps it.
 			if err := os.Remove(filepath.Join(dir, "p", m2.ID, archiver.TablesObject)); err != nil {
 				t.Fatal(err)
 			}
+			err = archiver.Verify(ctx, b, m2, archiver.RestoreOptions{Prefix: "p"})
+			if err == nil || !strings.Contains(err.Error(), archiver.TablesObject) || !strings.Contains(err.Error(), m2.ID) {
+				t.Fatalf("Verify without the table list = %v, want an error naming it and the backup", err)
+			}
 			res, err = archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 1, DryRun: true}, nil)
-			if err != nil || len(res.Incomplete) != 1 || !strings.Contains(res.Incomplete[0].Reason, "table list") {
-				t.Fatalf("Prune with the table list gone = %+v, %v", res, err)
+			if err != nil || len(res.Incomplete) != 0 || len(res.Kept) != 1 {
+				t.Fatalf("Prune with the table list gone = %+v, %v; want the backup kept", res, err)
 			}
 		})
 	}

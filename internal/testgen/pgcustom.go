@@ -123,3 +123,33 @@ func pgStr(b *bytes.Buffer, s string) {
 }
 
 func pgNull(b *bytes.Buffer) { pgInt(b, -1) }
+
+// MariaDBInserts turns a pool of tab-separated rows into mariadb-dump's
+// extended INSERT statements into table `bench`, each field a quoted
+// string, 1000 rows a statement, broken after each tuple as mariadb-dump
+// 10.11 writes them.
+func MariaDBInserts(pool []byte) []byte {
+	var my bytes.Buffer
+	for i, row := range bytes.Split(bytes.TrimSuffix(pool, []byte("\n")), []byte("\n")) {
+		if i%1000 == 0 {
+			if i > 0 {
+				my.WriteString(";\n")
+			}
+			my.WriteString("INSERT INTO `bench` VALUES\n")
+		} else {
+			my.WriteString(",\n")
+		}
+		my.WriteString("(")
+		for j, f := range bytes.Split(row, []byte("\t")) {
+			if j > 0 {
+				my.WriteByte(',')
+			}
+			my.WriteByte('\'')
+			my.Write(bytes.ReplaceAll(f, []byte(`'`), []byte(`\'`)))
+			my.WriteByte('\'')
+		}
+		my.WriteString(")")
+	}
+	my.WriteString(";\n")
+	return my.Bytes()
+}

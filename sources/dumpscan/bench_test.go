@@ -23,6 +23,8 @@ func BenchmarkScanner(b *testing.B) {
 	}{
 		{"custom", dumpscan.NewPostgresCustom, custom},
 		{"plain", dumpscan.NewPostgresPlain, plain},
+		{"mariadb", func() dumpscan.Scanner { return dumpscan.NewMariaDB("bench") },
+			append(testgen.MariaDBInserts(pool), "-- Dump completed on 2026-11-29 10:00:00\n"...)},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(tc.data)))

@@ -211,6 +211,14 @@ var special = func() (t [256]bool) {
 	return
 }()
 
+// stopSingle and stopDouble mark the bytes that end a run inside a quoted
+// value: its quote and the backslash.
+var stopSingle, stopDouble = func() (s, d [256]bool) {
+	s['\''], s['\\'] = true, true
+	d['"'], d['\\'] = true, true
+	return
+}()
+
 // lex consumes an INSERT statement's bytes from p and returns how many it
 // used: all of p, or up to and including the statement's final semicolon.
 func (m *mariadb) lex(p []byte) (int, error) {
@@ -246,7 +254,13 @@ func (m *mariadb) lex(p []byte) (int, error) {
 				}
 			}
 		case lxString:
-			for i < len(p) && p[i] != x.quote && p[i] != '\\' {
+			// Most of a dump's bytes are inside quotes, in short values:
+			// a table lookup a byte beats IndexByte's call per value.
+			stop := &stopSingle
+			if x.quote == '"' {
+				stop = &stopDouble
+			}
+			for i < len(p) && !stop[p[i]] {
 				i++
 			}
 			if i == len(p) {

@@ -55,6 +55,10 @@ type pgCustom struct {
 	pending []byte // bytes of an item not complete yet
 	err     error
 
+	// newer says why an archive of a newer version than this code knows
+	// is passed through unread.
+	newer string
+
 	// header
 	headerDone bool
 	version    int
@@ -97,10 +101,17 @@ func (c *pgCustom) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	n := len(p)
+	if c.newer != "" {
+		return n, nil
+	}
 	if !c.inData {
 		c.pending = append(c.pending, p...)
 		if err := c.readTOC(); err != nil {
 			return 0, err
+		}
+		if c.newer != "" {
+			c.pending = nil
+			return n, nil
 		}
 		if !c.inData {
 			return n, nil
@@ -193,7 +204,7 @@ func (c *pgCustom) readTOC() error {
 	for {
 		r := &reader{b: c.pending[consumed:], intSize: c.intSize}
 		err := c.readItem(r)
-		if err == errShort || r.short {
+		if err == errShort || r.short || c.newer != "" {
 			return nil
 		}
 		if err != nil {
@@ -253,6 +264,13 @@ func (c *pgCustom) readHeader(r *reader) error {
 	}
 	vmaj, vmin := int(r.b[5]), int(r.b[6])
 	c.version = vmaj<<8 | vmin
+	if c.version > versMax && vmaj == 1 {
+		// A newer pg_dump: its TOC may have fields this code does not
+		// know. Its backups must not fail for that; they go unread, and
+		// the manifest says why.
+		c.newer = fmt.Sprintf("archive version %d.%d is newer than dbarchive reads (up to 1.16)", vmaj, vmin)
+		return nil
+	}
 	if c.version < vers1_10 || c.version > versMax {
 		return c.fail("archive version %d.%d is not one dbarchive reads (1.10 to 1.16)", vmaj, vmin)
 	}
@@ -507,6 +525,9 @@ func (c *pgCustom) endBlock() {
 func (c *pgCustom) Close() (*Result, error) {
 	if c.err != nil {
 		return nil, c.err
+	}
+	if c.newer != "" {
+		return &Result{Format: FormatPostgresCustom, NotRead: c.newer}, nil
 	}
 	incomplete := func(what string) (*Result, error) {
 		return nil, &IncompleteError{Format: FormatPostgresCustom, Missing: what}
