@@ -434,7 +434,7 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 		t.Fatalf("a new backup's manifest: version %d, parts object %q sha256 %q", m.FormatVersion, m.PartsObject, m.PartsSHA256)
 	}
 	old := *m
-	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	old.FormatVersion, old.PartsObject, old.PartsSHA256, old.Tables = 1, "", "", nil
 	enc, err := old.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +474,8 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 }
 
 // TestManifestVersions: format 1 has no parts object, format 2 must name
-// one, and a newer format is refused naming both versions.
+// one, format 3 must reference a table list or say why there is none, and
+// a newer format is refused naming both versions.
 func TestManifestVersions(t *testing.T) {
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	base := archiver.Manifest{
@@ -495,7 +496,30 @@ func TestManifestVersions(t *testing.T) {
 		{"format 2 without parts sha256", func(m *archiver.Manifest) { m.PartsSHA256 = "" }, "partsSha256"},
 		{"parts object is the data object", func(m *archiver.Manifest) { m.PartsObject = archiver.DataObject }, "partsObject"},
 		{"parts object outside the backup", func(m *archiver.Manifest) { m.PartsObject = "../x" }, "partsObject"},
-		{"format 3", func(m *archiver.Manifest) { m.FormatVersion = 3 }, "newer than this dbarchive understands"},
+		{"format 2 with tables", func(m *archiver.Manifest) { m.Tables = tablesObject() }, "tables"},
+		{"format 3", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 3, tablesObject() }, ""},
+		{"format 3 not recorded", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{NotRecorded: "exec sources record no tables"}
+		}, ""},
+		{"format 3 without tables", func(m *archiver.Manifest) { m.FormatVersion = 3 }, "tables: is required"},
+		{"format 3 tables without object or reason", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{} }, "tables"},
+		{"format 3 tables both", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.NotRecorded = "x"
+		}, "tables.notRecorded"},
+		{"format 3 tables object is the parts object", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.Object = archiver.PartsObject
+		}, "tables.object"},
+		{"format 3 tables bad sha256", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.SHA256 = "x"
+		}, "tables.sha256"},
+		{"format 3 tables without size", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.Size = 0
+		}, "tables.size"},
+		{"format 4", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 4, tablesObject() }, "newer than this dbarchive understands"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
@@ -515,6 +539,10 @@ func TestManifestVersions(t *testing.T) {
 			}
 		})
 	}
+}
+
+func tablesObject() *archiver.TablesInfo {
+	return &archiver.TablesInfo{Object: archiver.TablesObject, SHA256: strings.Repeat("d", 64), Size: 100, Format: "postgres-plain", Count: 1, Rows: 3}
 }
 
 // TestDamagedPartsObject: a parts object that does not match the sha256

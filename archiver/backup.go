@@ -121,7 +121,11 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level)
 
 	dataKey := objectKey(opts.Prefix, id, DataObject)
-	res, err := upload(ctx, b, dataKey, plan, opts, log, src.Dump)
+	// The table scanner is a tee beside the pipeline: it records the
+	// tables and fails a dump that did not end properly before the upload
+	// completes.
+	scan := newTableScan(src)
+	res, err := upload(ctx, b, dataKey, plan, opts, log, scan.dump(src.Dump))
 	if err != nil {
 		return fail(err)
 	}
@@ -146,6 +150,15 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		return fail(fmt.Errorf("write parts object: %w", err))
 	}
 	partsSum := sha256.Sum256(parts)
+	tablesKey := objectKey(opts.Prefix, id, TablesObject)
+	tables, tablesInfo, err := scan.encode(id)
+	if err == nil && tables != nil {
+		err = putSmallObject(ctx, b, tablesKey, tables)
+	}
+	if err != nil {
+		cleanup(partsKey, dataKey)
+		return fail(fmt.Errorf("write table list: %w", err))
+	}
 	m := &Manifest{
 		FormatVersion:      FormatVersion,
 		ID:                 id,
@@ -165,12 +178,13 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		PartCount:          res.parts,
 		PartsObject:        PartsObject,
 		PartsSHA256:        hex.EncodeToString(partsSum[:]),
+		Tables:             tablesInfo,
 	}
 	if f, ok := src.(sources.Formatted); ok {
 		m.Source.Format = f.Format()
 	}
 	if err := writeManifest(ctx, b, opts, m, log); err != nil {
-		cleanup(partsKey, dataKey)
+		cleanup(tablesKey, partsKey, dataKey)
 		return fail(fmt.Errorf("write manifest: %w", err))
 	}
 	log.Info("backup finished", "stored", m.StoredSize, "uncompressed", m.UncompressedSize, "parts", m.PartCount, "duration", m.Duration().Round(time.Millisecond))

@@ -1,6 +1,7 @@
 package archiver_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"runtime"
@@ -15,6 +16,7 @@ import (
 	"github.com/dbarchive/dbarchive/drivers"
 	_ "github.com/dbarchive/dbarchive/drivers/s3"
 	"github.com/dbarchive/dbarchive/internal/testgen"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 // benchStream is the size of the synthetic stream a backup benchmark
@@ -118,4 +120,104 @@ func sampleHeap(peak *uint64) (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// scanSource is funcSource with a table scanner, as the postgres and mysql
+// sources have; a nil scanner reads nothing (the pipeline without it).
+type scanSource struct {
+	funcSource
+	scanner func() dumpscan.Scanner
+}
+
+func (s scanSource) DumpScanner() dumpscan.Scanner {
+	if s.scanner == nil {
+		return nil
+	}
+	return s.scanner()
+}
+
+// benchDumps are 1 GiB-ish dumps of the testgen rows in each format the
+// table scanner reads: one table whose rows repeat the pool.
+func benchDumps() map[string]struct {
+	head, body, tail []byte
+	scanner          func() dumpscan.Scanner
+} {
+	pool := testgen.Pool(1)
+	pool = pool[:bytes.LastIndexByte(pool, '\n')+1] // whole rows, so rounds of it are too
+	return map[string]struct {
+		head, body, tail []byte
+		scanner          func() dumpscan.Scanner
+	}{
+		"custom": {
+			head: append(testgen.PGCustomHeader([]string{"public.bench"}, false), testgen.PGCustomBlockStart(1)...),
+			body: testgen.PGCustomPool(pool), tail: testgen.PGCustomBlockEnd(),
+			scanner: dumpscan.NewPostgresCustom,
+		},
+		"plain": {
+			head: []byte("--\n-- PostgreSQL database dump\n--\n\nCOPY public.bench (id, words, hex, day, amount, note) FROM stdin;\n"),
+			body: pool, tail: []byte("\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n"),
+			scanner: dumpscan.NewPostgresPlain,
+		},
+		"mariadb": {
+			head: []byte("-- MariaDB dump 10.19\n"), body: testgen.MariaDBInserts(pool), tail: []byte("-- Dump completed on 2026-11-29 10:00:00\n"),
+			scanner: func() dumpscan.Scanner { return dumpscan.NewMariaDB("bench") },
+		},
+	}
+}
+
+// BenchmarkBackupTableScan measures what the table scanner adds to a
+// backup: the same 1 GiB dump to an fs repo with the scanner ("scan") and
+// without it ("none"). Compare MB/cpu-s (CPU time of the whole process per
+// byte): the budget is 5% more CPU.
+func BenchmarkBackupTableScan(b *testing.B) {
+	for format, d := range benchDumps() {
+		for _, withScan := range []bool{false, true} {
+			name := format + "/none"
+			var scanner func() dumpscan.Scanner
+			if withScan {
+				name, scanner = format+"/scan", d.scanner
+			}
+			b.Run(name, func(b *testing.B) {
+				bucket, _ := openFS(b)
+				// Whole rounds of the body, so the stream is well formed.
+				rounds := max(1, benchStream/len(d.body))
+				src := scanSource{funcSource: funcSource{dump: func(ctx context.Context, w io.Writer) error {
+					if _, err := w.Write(d.head); err != nil {
+						return err
+					}
+					for range rounds {
+						if err := testgen.WriteStream(w, d.body, int64(len(d.body)), 1<<20); err != nil {
+							return err
+						}
+					}
+					_, err := w.Write(d.tail)
+					return err
+				}}, scanner: scanner}
+				size := int64(len(d.head)+len(d.tail)) + int64(rounds)*int64(len(d.body))
+				ctx := context.Background()
+				b.SetBytes(size)
+				var cpu time.Duration
+				for b.Loop() {
+					cpu0 := cpuTime()
+					m, err := archiver.Backup(ctx, bucket, src, archiver.BackupOptions{Prefix: "bench"})
+					cpu += cpuTime() - cpu0
+					if err != nil {
+						b.Fatal(err)
+					}
+					if withScan && (m.Tables.Count != 1 || m.Tables.Rows == 0) {
+						b.Fatalf("tables %+v", m.Tables)
+					}
+					b.StopTimer()
+					if objs, err := bucket.List(ctx, "bench/"+m.ID+"/"); err == nil {
+						for _, o := range objs {
+							_ = bucket.Delete(ctx, o.Key)
+						}
+					}
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(b.N)*float64(size)/1e6/cpu.Seconds(), "MB/cpu-s")
+				b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+			})
+		}
+	}
 }

@@ -17,7 +17,9 @@ import (
 //   - 2: adds the parts object (PartsObject, PartsSHA256): the size and
 //     sha256 of every part, so a restore checks each ranged read before the
 //     decoder sees it and names the damaged part.
-const FormatVersion = 2
+//   - 3: adds Tables: the table list object (TablesObject) with each
+//     table's rows and digest as the dump held them, or why there is none.
+const FormatVersion = 3
 
 // File names inside a backup's directory.
 const (
@@ -64,6 +66,10 @@ type Manifest struct {
 	// Format 1 manifests have neither.
 	PartsObject string `json:"partsObject,omitempty"`
 	PartsSHA256 string `json:"partsSha256,omitempty"`
+
+	// Tables (format 3 and later) references the table list object,
+	// committed before the manifest, or says why it was not recorded.
+	Tables *TablesInfo `json:"tables,omitempty"`
 }
 
 // PartIndex is the content of the parts object: the data object's parts in
@@ -203,6 +209,15 @@ func (m *Manifest) Validate() error {
 		}
 	} else if m.PartsObject != "" || m.PartsSHA256 != "" {
 		bad("partsObject", "is not part of format version %d", m.FormatVersion)
+	}
+	if m.FormatVersion >= 3 {
+		if m.Tables == nil {
+			bad("tables", "is required from format version 3")
+		} else {
+			m.Tables.validate(m, bad)
+		}
+	} else if m.Tables != nil {
+		bad("tables", "is not part of format version %d", m.FormatVersion)
 	}
 	if m.Source.Type == "" {
 		bad("source.type", "is required")

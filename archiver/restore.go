@@ -128,8 +128,12 @@ func Restore(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOp
 	return nil
 }
 
-// Verify reads backup m in full and checks every checksum and size.
+// Verify reads backup m in full and checks every checksum and size, the
+// table list's included.
 func Verify(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
+	if _, err := ReadTables(ctx, b, opts.Prefix, m); err != nil {
+		return &RestoreError{ID: m.ID, Err: err}
+	}
 	return Restore(ctx, b, m, opts, func(r io.Reader) error {
 		_, err := io.Copy(io.Discard, r)
 		return err

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 // Source is one database (or other stream producer) named by a URL.
@@ -142,6 +144,15 @@ func (o Options) ResolvePassword(u *url.URL) (string, error) {
 // Format in the manifest and passes it back as Options.Format on restore.
 type Formatted interface {
 	Format() string
+}
+
+// Scannable is a Source whose dump the archiver reads as it streams past,
+// to record each table's rows and to fail a dump that did not end the way
+// its tool ends a complete one.
+type Scannable interface {
+	// DumpScanner returns a new scanner for one dump, or nil when this
+	// source's dump format is not read (postgres tar).
+	DumpScanner() dumpscan.Scanner
 }
 
 // Opener builds a Source from a URL. A URL whose scheme is not followed by

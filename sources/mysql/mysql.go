@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 func init() { sources.Register(Open, "mysql", "mariadb") }
@@ -57,8 +58,9 @@ type Source struct {
 }
 
 var (
-	_ sources.Source   = (*Source)(nil)
-	_ sources.Restorer = (*Source)(nil)
+	_ sources.Source    = (*Source)(nil)
+	_ sources.Restorer  = (*Source)(nil)
+	_ sources.Scannable = (*Source)(nil)
 )
 
 // Open builds a source from mysql://user[:password]@host[:port]/db, with an
@@ -248,6 +250,10 @@ func (s *Source) CheckRestore(ctx context.Context) error {
 	}
 	return sources.CheckEmptyRows(s.Describe(), out)
 }
+
+// DumpScanner reads the dump's INSERT statements; the database is the
+// tables' schema.
+func (s *Source) DumpScanner() dumpscan.Scanner { return dumpscan.NewMariaDB(s.db) }
 
 // Dump writes the header line with the database's defaults, then runs
 // mariadb-dump with --single-transaction (a consistent snapshot of InnoDB
