@@ -430,7 +430,8 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.FormatVersion != archiver.FormatVersion || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
+	// A plain backup is written as format 2, the last without encryption.
+	if m.FormatVersion != 2 || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
 		t.Fatalf("a new backup's manifest: version %d, parts object %q sha256 %q", m.FormatVersion, m.PartsObject, m.PartsSHA256)
 	}
 	old := *m
@@ -474,7 +475,8 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 }
 
 // TestManifestVersions: format 1 has no parts object, format 2 must name
-// one, and a newer format is refused naming both versions.
+// one, only format 3 may be encrypted (to public keys only), and a newer
+// format is refused naming both versions.
 func TestManifestVersions(t *testing.T) {
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	base := archiver.Manifest{
@@ -495,7 +497,24 @@ func TestManifestVersions(t *testing.T) {
 		{"format 2 without parts sha256", func(m *archiver.Manifest) { m.PartsSHA256 = "" }, "partsSha256"},
 		{"parts object is the data object", func(m *archiver.Manifest) { m.PartsObject = archiver.DataObject }, "partsObject"},
 		{"parts object outside the backup", func(m *archiver.Manifest) { m.PartsObject = "../x" }, "partsObject"},
-		{"format 3", func(m *archiver.Manifest) { m.FormatVersion = 3 }, "newer than this dbarchive understands"},
+		{"format 3", func(m *archiver.Manifest) { m.FormatVersion = 3 }, ""},
+		{"format 3 encrypted", func(m *archiver.Manifest) {
+			m.FormatVersion, m.DataObject = 3, archiver.DataObjectEncrypted
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsb", "scrypt"}}
+		}, ""},
+		{"format 2 encrypted", func(m *archiver.Manifest) {
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient}}
+		}, "encryption: is not part of format version 2"},
+		{"unknown scheme", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Encryption = 3, &archiver.EncryptionInfo{Scheme: "gpg", Recipients: []string{testRecipient}}
+		}, "encryption.scheme"},
+		{"no recipients", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Encryption = 3, &archiver.EncryptionInfo{Scheme: "age"}
+		}, "encryption.recipients: must name at least one"},
+		{"an identity as recipient", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Encryption = 3, &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, testIdentity}}
+		}, "encryption.recipients: entry 2 is not a public key"},
+		{"format 4", func(m *archiver.Manifest) { m.FormatVersion = archiver.FormatVersion + 1 }, "newer than this dbarchive understands"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
@@ -512,6 +531,8 @@ func TestManifestVersions(t *testing.T) {
 				t.Fatalf("parts object %q after decoding, want %q", got.PartsObject, m.PartsObject)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("DecodeManifest = %v, want an error about %s", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "AGE-SECRET-KEY"):
+				t.Fatalf("DecodeManifest repeats the secret key: %v", err)
 			}
 		})
 	}
