@@ -56,10 +56,10 @@ refuse to guess past it).`,
 			// SOURCE, DATABASE and NAME together are the backup's set:
 			// retention and latest work within one.
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tNAME\tSTORED\tRATIO")
+			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tNAME\tSTORED\tRATIO\tENCRYPTED")
 			for _, m := range backups {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\n", m.ID, m.EndTime.Local().Format(time.DateTime),
-					m.Source.Type, orDash(m.Source.Database), orDash(m.Name), humanize.IBytes(uint64(m.StoredSize)), m.Ratio())
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", m.ID, m.EndTime.Local().Format(time.DateTime),
+					m.Source.Type, orDash(m.Source.Database), orDash(m.Name), humanize.IBytes(uint64(m.StoredSize)), m.Ratio(), encryptedColumn(m))
 			}
 			return w.Flush()
 		},
@@ -67,6 +67,14 @@ refuse to guess past it).`,
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
+}
+
+// encryptedColumn says whether a backup is encrypted, and to how many keys.
+func encryptedColumn(m *archiver.Manifest) string {
+	if m.Encryption == nil {
+		return "no"
+	}
+	return fmt.Sprintf("%s, %d recipient(s)", m.Encryption.Scheme, len(m.Encryption.Recipients))
 }
 
 func orDash(s string) string {

@@ -20,6 +20,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 		repo, backupID, target, output, passwordFile string
 		createDB, force                              bool
 		sets                                         setFlags
+		keys                                         identityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [--repo URL] [--backup ID|latest] (--target URL | --output FILE|-)",
@@ -29,7 +30,10 @@ feeds the decompressed stream to the target database's restore tool (in a single
 transaction where the tool allows it), to a file, or to stdout. A damaged backup
 stops the restore before the tool sees the end of its input.
 
-The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
+The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.
+
+An encrypted backup needs one of its identities: --identity-file FILE (what
+age-keygen wrote, or an ssh private key) or DBARCHIVE_IDENTITY (the key's text).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (target == "") == (output == "") {
@@ -43,12 +47,20 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 					return usagef("--output %s exists; give --force to replace it", output)
 				}
 			}
+			ids, err := keys.load(g)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
+			// Before the target is touched: nothing can be restored.
+			if m.Encryption != nil && ids == nil {
+				return needIdentity(m)
+			}
 			var sink func(io.Reader) error
 			switch {
 			case target != "":
@@ -63,7 +75,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 			}
 			progress := new(archiver.Progress)
 			stop := g.showProgress("restore", progress)
-			err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log}, sink)
+			err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log, Identities: ids}, sink)
 			stop()
 			if err != nil {
 				return err
@@ -80,6 +92,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
 	sets.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing --output file")
+	keys.register(cmd)
 	return cmd
 }
 
@@ -168,12 +181,24 @@ func fileSink(path string, force bool) func(io.Reader) error {
 func newVerifyCommand(g *globals) *cobra.Command {
 	var repo, backupID string
 	var sets setFlags
+	var keys identityFlags
 	cmd := &cobra.Command{
 		Use:   "verify [--repo URL] [--backup ID|latest]",
 		Short: "Read a backup in full and check its checksums and sizes",
-		Args:  cobra.NoArgs,
+		Long: `Reads the backup in full and checks the sha256 and size of every part, of the
+stored object and of the decompressed stream.
+
+An encrypted backup's content is checked only with one of its identities
+(--identity-file or DBARCHIVE_IDENTITY); without one, verify checks the stored
+(encrypted) bytes against their sha256 and sizes and says that the content was
+not checked.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkBackupID(backupID); err != nil {
+				return err
+			}
+			ids, err := keys.load(g)
+			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -184,9 +209,19 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			defer b.Close()
 			progress := new(archiver.Progress)
 			stop := g.showProgress("verify", progress)
-			err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log})
+			opts := archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log, Identities: ids}
+			storedOnly := m.Encryption != nil && ids == nil
+			if storedOnly {
+				err = archiver.VerifyStored(ctx, b, m, opts)
+			} else {
+				err = archiver.Verify(ctx, b, m, opts)
+			}
 			stop()
 			if err != nil {
+				return err
+			}
+			if storedOnly {
+				_, err = fmt.Fprintf(g.stdout, "%s\tok (stored bytes only)\t%d bytes stored, sha256 of every part and of the object verified; content NOT checked: the backup is encrypted and no identity was given\n", m.ID, m.StoredSize)
 				return err
 			}
 			_, err = fmt.Fprintf(g.stdout, "%s\tok\t%d bytes stored, %d bytes uncompressed, sha256 verified\n", m.ID, m.StoredSize, m.UncompressedSize)
@@ -196,6 +231,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
 	sets.register(cmd)
+	keys.register(cmd)
 	return cmd
 }
 
