@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"unicode/utf8"
 
@@ -298,6 +299,19 @@ func parseSSHIdentity(data []byte, name string) (*Identities, error) {
 func (ids *Identities) add(id age.Identity, public string) {
 	ids.list = append(ids.list, id)
 	ids.public = append(ids.public, public)
+}
+
+// LoadIdentityFile reads an identity file (see ParseIdentities), e.g. a
+// Secret key mounted into a restore or verification Job, whose Restore or
+// Verify then gets the result as RestoreOptions.Identities. Errors name the
+// file, never its content.
+func LoadIdentityFile(path string) (*Identities, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("identity file: %w", err)
+	}
+	defer f.Close()
+	return ParseIdentities(f, "identity file "+path)
 }
 
 // ScryptIdentities decrypt a backup encrypted to a passphrase.

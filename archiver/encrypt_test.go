@@ -557,3 +557,30 @@ func requireTool(t *testing.T, name string) string {
 	}
 	return p
 }
+
+// TestLoadIdentityFile: what a restore Job does with a mounted identity
+// Secret: read the file, restore with it.
+func TestLoadIdentityFile(t *testing.T) {
+	ctx := context.Background()
+	b, _ := openFS(t)
+	k := newAgeKey(t)
+	data := compressible(9, 300_000)
+	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Recipients: recipients(t, k.recipient)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "identity")
+	if err := os.WriteFile(path, []byte(k.identity), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := archiver.LoadIdentityFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := restoreAll(t, b, m, archiver.RestoreOptions{Identities: ids}); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("restore with the loaded identity: %v, %d of %d bytes", err, len(got), len(data))
+	}
+	if _, err := archiver.LoadIdentityFile(path + ".missing"); err == nil || !strings.Contains(err.Error(), "identity file") {
+		t.Fatalf("missing identity file: %v", err)
+	}
+}
