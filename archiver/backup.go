@@ -121,7 +121,7 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 	var encryption *EncryptionInfo
 	dataObject := DataObject
 	if len(opts.Recipients) > 0 {
-		if err := checkRecipients(opts.Recipients); err != nil {
+		if opts.Recipients, err = checkRecipients(opts.Recipients); err != nil {
 			return fail(err)
 		}
 		encryption = &EncryptionInfo{Scheme: EncryptionAge}

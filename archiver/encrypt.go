@@ -143,34 +143,36 @@ func ScryptRecipient(passphrase string) (Recipient, error) {
 
 // checkRecipients reports what age.Encrypt would refuse, before any upload
 // starts: a passphrase together with other recipients, post-quantum keys
-// mixed with classic ones, a recipient listed twice.
-func checkRecipients(rs []Recipient) error {
+// mixed with classic ones. It returns the recipients without repeats (the
+// same key inline and in a recipients file is one recipient).
+func checkRecipients(rs []Recipient) ([]Recipient, error) {
 	seen := map[string]bool{}
-	var scrypt, pq, classic bool
+	var out []Recipient
+	var scrypt, pq, classic int
 	for _, r := range rs {
 		if r.r == nil {
-			return errors.New("a recipient is empty (use ParseRecipient)")
+			return nil, errors.New("a recipient is empty (use ParseRecipient)")
 		}
-		if seen[r.text] && r.text != scryptRecipientText {
-			return fmt.Errorf("recipient %s is listed twice", r.Fingerprint())
-		}
-		seen[r.text] = true
 		switch {
 		case r.text == scryptRecipientText:
-			scrypt = true
+			scrypt++
+		case seen[r.text]:
+			continue
 		case strings.HasPrefix(r.text, "age1pq1"):
-			pq = true
+			pq++
 		default:
-			classic = true
+			classic++
 		}
+		seen[r.text] = true
+		out = append(out, r)
 	}
 	switch {
-	case scrypt && len(rs) > 1:
-		return errors.New("a passphrase must be a backup's only recipient (age allows nothing else beside it)")
-	case pq && classic:
-		return errors.New("post-quantum (age1pq1…) and classic recipients cannot be mixed: the backup would be no safer than the classic ones")
+	case scrypt > 0 && len(out) > 1:
+		return nil, errors.New("a passphrase must be a backup's only recipient (age allows nothing else beside it)")
+	case pq > 0 && classic > 0:
+		return nil, errors.New("post-quantum (age1pq1…) and classic recipients cannot be mixed: the backup would be no safer than the classic ones")
 	}
-	return nil
+	return out, nil
 }
 
 // newEncrypter starts the age file of a backup on w.
