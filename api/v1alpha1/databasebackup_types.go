@@ -175,11 +175,13 @@ type Encryption struct {
 
 // AgeRecipient is one public key in a recipient's text form. The schema
 // checks its prefix and alphabet; the job parses it fully and fails with
-// reason InvalidRecipient when it does not.
+// reason InvalidRecipient when it does not. The rule's reason is
+// FieldValueForbidden because the API server repeats the value of an
+// Invalid field in its error, and a refused value may be a secret key.
 //
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=4096
-// +kubebuilder:validation:XValidation:rule="self.matches('^(age1(pq1)?[qpzry9x8gf2tvdw0s3jn54khce6mua7l]+|ssh-(ed25519|rsa) AAAA[A-Za-z0-9+/]+=*( .*)?)$')",message="a recipient must be an age public key (age1…) or an ssh-ed25519/ssh-rsa public key; never an identity (AGE-SECRET-KEY-…)"
+// +kubebuilder:validation:XValidation:rule="self.matches('^(age1(pq1)?[qpzry9x8gf2tvdw0s3jn54khce6mua7l]+|ssh-(ed25519|rsa) AAAA[A-Za-z0-9+/]+=*( .*)?)$')",message="a recipient must be an age public key (age1…) or an ssh-ed25519/ssh-rsa public key; never an identity (AGE-SECRET-KEY-…)",reason=FieldValueForbidden
 type AgeRecipient string
 
 // PodTemplate customises the backup pod. The container, its command,

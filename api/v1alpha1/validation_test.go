@@ -162,7 +162,7 @@ func TestValidationRules(t *testing.T) {
 		{"encryption to age and ssh keys", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient, testSSHRecipient}})}, ""},
 		{"encryption to a recipients Secret", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipientsSecret": map[string]any{"name": "keys", "key": "recipients.txt"}})}, ""},
 		{"encryption to nobody", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{}})}, "encryption needs recipients or recipientsSecret"},
-		{"encryption to an identity", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient, testIdentity}})}, "spec.encryption.recipients[1]: Invalid value: \"string\": a recipient must be an age public key"},
+		{"encryption to an identity", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient, testIdentity}})}, "spec.encryption.recipients[1]: Forbidden: a recipient must be an age public key"},
 		{"encryption to garbage", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{"age1ABC"}})}, "a recipient must be an age public key"},
 		{"encryption to a key with two lines", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient + "\n" + testRecipient}})}, "a recipient must be an age public key"},
 	}
