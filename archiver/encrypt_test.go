@@ -585,3 +585,22 @@ func TestLoadIdentityFile(t *testing.T) {
 		t.Fatalf("missing identity file: %v", err)
 	}
 }
+
+// TestEncryptedTinyStreams: an empty and a one-byte dump round-trip
+// encrypted (age's final chunk may be empty).
+func TestEncryptedTinyStreams(t *testing.T) {
+	ctx := context.Background()
+	b, _ := openFS(t)
+	k := newAgeKey(t)
+	for _, size := range []int{0, 1} {
+		data := compressible(uint64(size), size)
+		m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Recipients: recipients(t, k.recipient)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, sawEOF, err := restoreAll(t, b, m, archiver.RestoreOptions{Identities: identities(t, k.identity)})
+		if err != nil || !sawEOF || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: %v, got %d bytes", size, err, len(got))
+		}
+	}
+}
