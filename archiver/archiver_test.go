@@ -430,7 +430,8 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.FormatVersion != archiver.FormatVersion || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
+	// A plain backup is written as format 2, the last without encryption.
+	if m.FormatVersion != 2 || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
 		t.Fatalf("a new backup's manifest: version %d, parts object %q sha256 %q", m.FormatVersion, m.PartsObject, m.PartsSHA256)
 	}
 	old := *m
@@ -474,8 +475,9 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 }
 
 // TestManifestVersions: format 1 has no parts object, format 2 must name
-// one, format 3 must reference a table list or say why there is none, and
-// a newer format is refused naming both versions.
+// one, format 3 must reference a table list or say why there is none,
+// only format 4 may be encrypted (to public keys only), and a newer format
+// is refused naming both versions.
 func TestManifestVersions(t *testing.T) {
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	base := archiver.Manifest{
@@ -519,7 +521,27 @@ func TestManifestVersions(t *testing.T) {
 			m.FormatVersion, m.Tables = 3, tablesObject()
 			m.Tables.Size = 0
 		}, "tables.size"},
-		{"format 4", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 4, tablesObject() }, "newer than this dbarchive understands"},
+		{"format 4 encrypted", func(m *archiver.Manifest) {
+			m.FormatVersion, m.DataObject, m.Tables = 4, archiver.DataObjectEncrypted, tablesObject()
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsb", "scrypt"}}
+		}, ""},
+		{"format 3 encrypted", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient}}
+		}, "encryption: is not part of format version 3"},
+		{"format 2 encrypted", func(m *archiver.Manifest) {
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient}}
+		}, "encryption: is not part of format version 2"},
+		{"unknown scheme", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "gpg", Recipients: []string{testRecipient}}
+		}, "encryption.scheme"},
+		{"no recipients", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "age"}
+		}, "encryption.recipients: must name at least one"},
+		{"an identity as recipient", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, testIdentity}}
+		}, "encryption.recipients: entry 2 is not a public key"},
+		{"format 5", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = archiver.FormatVersion+1, tablesObject() }, "newer than this dbarchive understands"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
@@ -536,6 +558,8 @@ func TestManifestVersions(t *testing.T) {
 				t.Fatalf("parts object %q after decoding, want %q", got.PartsObject, m.PartsObject)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("DecodeManifest = %v, want an error about %s", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "AGE-SECRET-KEY"):
+				t.Fatalf("DecodeManifest repeats the secret key: %v", err)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ const (
 	volumeCABundle   = "ca-bundle"
 	volumeRepo       = "repo"
 	volumeTmp        = "tmp"
+	volumeRecipients = "recipients"
 )
 
 // jobSpec is the Job the manual trigger creates and the CronJob's template:
@@ -75,6 +76,18 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 			},
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeCABundle, MountPath: dbv1.CABundleMountPath, ReadOnly: true})
+	}
+	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
+		// Only the one key, and it holds public keys: the backup pod never
+		// receives anything that decrypts.
+		volumes = append(volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  e.RecipientsSecret.Name,
+				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
+				DefaultMode: ptr.To[int32](0o444),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
 	}
 	if repo.Type == dbv1.RepoTypeFS && repo.FS != nil {
 		volumes = append(volumes, corev1.Volume{Name: volumeRepo, VolumeSource: corev1.VolumeSource{

@@ -206,6 +206,10 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	if err != nil {
 		return nil, permanent(err)
 	}
+	recipients, err := r.recipients(db.Spec.Encryption)
+	if err != nil {
+		return nil, err
+	}
 	bucket, err := drivers.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -213,7 +217,7 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	defer bucket.Close()
 
 	prefix := repo.KeyPrefix(db.Namespace, db.Name)
-	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now}
+	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now, Recipients: recipients}
 	if db.Spec.CompressionLevel != nil {
 		opts.Level = int(*db.Spec.CompressionLevel)
 	}
@@ -246,6 +250,49 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	return res, nil
 }
 
+// recipients parses spec.encryption: the inline public keys and the
+// mounted recipients file. The schema only checked a prefix and an
+// alphabet; a key that does not parse fails the backup with reason
+// InvalidRecipient before the database is touched. Errors name the entry or
+// the line, never its text.
+func (r *Runner) recipients(e *dbv1.Encryption) ([]archiver.Recipient, error) {
+	if e == nil {
+		return nil, nil
+	}
+	var out []archiver.Recipient
+	for i, s := range e.Recipients {
+		rc, err := archiver.ParseRecipient(string(s))
+		if err != nil {
+			return nil, &invalidRecipientError{fmt.Errorf("spec.encryption.recipients[%d]: %w", i, err)}
+		}
+		out = append(out, rc)
+	}
+	if ref := e.RecipientsSecret; ref != nil {
+		name := fmt.Sprintf("spec.encryption.recipientsSecret (Secret %s, key %s)", ref.Name, ref.Key)
+		f, err := os.Open(r.Env.path(filepath.Join(dbv1.RecipientsMountPath, dbv1.RecipientsFile)))
+		if err != nil {
+			return nil, permanent(fmt.Errorf("%s: read the mounted file: %w", name, err))
+		}
+		defer f.Close()
+		rs, err := archiver.ParseRecipients(f, name)
+		if err != nil {
+			return nil, &invalidRecipientError{err}
+		}
+		out = append(out, rs...)
+	}
+	if len(out) == 0 {
+		return nil, &invalidRecipientError{errors.New("spec.encryption names no recipient")}
+	}
+	return out, nil
+}
+
+// invalidRecipientError is a recipient the job cannot encrypt to: a
+// permanent failure reported with reason InvalidRecipient.
+type invalidRecipientError struct{ err error }
+
+func (e *invalidRecipientError) Error() string { return e.err.Error() }
+func (e *invalidRecipientError) Unwrap() error { return e.err }
+
 // permanentError is a failure another attempt of the Job cannot fix.
 type permanentError struct{ err error }
 
@@ -263,7 +310,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, new(*permanentError)), errors.Is(err, drivers.ErrPermissionDenied):
+	case errors.As(err, new(*permanentError)), errors.As(err, new(*invalidRecipientError)), errors.Is(err, drivers.ErrPermissionDenied):
 		return dbv1.JobExitPermanent
 	}
 	return 1
@@ -414,9 +461,13 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, generatio
 		before := db.Status.DeepCopy()
 		cond := metav1.Condition{Type: dbv1.ConditionSucceeded, ObservedGeneration: generation}
 		if runErr != nil {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, dbv1.ReasonBackupFailed, oneLine(runErr.Error())
+			reason := dbv1.ReasonBackupFailed
+			if errors.As(runErr, new(*invalidRecipientError)) {
+				reason = dbv1.ReasonInvalidRecipient
+			}
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, oneLine(runErr.Error())
 			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, Outcome: dbv1.RunFailed,
-				FinishedTime: metav1.NewTime(r.Now().Truncate(time.Second)), Message: cond.Message}, dbv1.ReasonBackupFailed)
+				FinishedTime: metav1.NewTime(r.Now().Truncate(time.Second)), Message: cond.Message}, reason)
 		} else {
 			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded
 			m := res.manifest
@@ -427,6 +478,10 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, generatio
 				StoredSize:   m.StoredSize,
 				Duration:     &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
 				FinishedTime: &metav1.Time{Time: m.EndTime},
+			}
+			if m.Encryption != nil {
+				db.Status.LastBackup.Encrypted = true
+				db.Status.LastBackup.Recipients = int32(len(m.Encryption.Recipients))
 			}
 			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, ID: m.ID, Outcome: dbv1.RunSucceeded,
 				FinishedTime: metav1.NewTime(m.EndTime), Duration: db.Status.LastBackup.Duration, StoredSize: m.StoredSize}, "")

@@ -82,6 +82,13 @@ const (
 	FSRepoMountPath = "/var/lib/dbarchive/repo"
 	// TmpMountPath is a writable emptyDir: the root filesystem is read-only.
 	TmpMountPath = "/tmp"
+	// RecipientsMountPath is where spec.encryption.recipientsSecret's key is
+	// mounted, as the file RecipientsFile: public keys only. No identity is
+	// ever mounted into a backup pod.
+	RecipientsMountPath = "/var/run/dbarchive/recipients"
+	// RecipientsFile is the recipients file's name under
+	// RecipientsMountPath, whatever the key in the Secret is called.
+	RecipientsFile = "recipients.txt"
 )
 
 // DefaultCABundleKey is the Secret key of a CA bundle when caBundle.key is

@@ -94,8 +94,11 @@ func (d *drillFlags) allChecks() ([]drill.Check, error) {
 
 // runDrill runs the drill, prints and stores its report, and fails when
 // anything failed.
-func runDrill(cmd *cobra.Command, g *globals, b *drivers.Bucket, prefix string, m *archiver.Manifest, d *drillFlags, progress *archiver.Progress) error {
+func runDrill(cmd *cobra.Command, g *globals, b *drivers.Bucket, prefix string, m *archiver.Manifest, d *drillFlags, progress *archiver.Progress, ids *archiver.Identities) error {
 	ctx := cmd.Context()
+	if m.Encryption != nil && ids == nil {
+		return usagef("backup %s is encrypted: a drill restores it, which needs one of its identities (--identity-file or DBARCHIVE_IDENTITY)", m.ID)
+	}
 	checks, err := d.allChecks()
 	if err != nil {
 		return err
@@ -110,7 +113,7 @@ func runDrill(cmd *cobra.Command, g *globals, b *drivers.Bucket, prefix string, 
 		Target:    sources.Options{Password: os.Getenv("DBARCHIVE_TARGET_PASSWORD"), PasswordFile: d.passwordFile},
 		Tables:    tables,
 		Checks:    checks,
-		Restore:   archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log},
+		Restore:   archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log, Identities: ids},
 	})
 	stop()
 	if rep == nil {
