@@ -430,8 +430,8 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A plain backup is written as format 2, the last without encryption.
-	if m.FormatVersion != 2 || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
+	// A plain backup is written as format 3, the last without encryption.
+	if m.FormatVersion != 3 || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
 		t.Fatalf("a new backup's manifest: version %d, parts object %q sha256 %q", m.FormatVersion, m.PartsObject, m.PartsSHA256)
 	}
 	old := *m

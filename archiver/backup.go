@@ -166,9 +166,15 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		return fail(fmt.Errorf("write parts object: %w", err))
 	}
 	partsSum := sha256.Sum256(parts)
-	tablesKey := objectKey(opts.Prefix, id, TablesObject)
 	tables, tablesInfo, err := scan.encode(id)
+	if err == nil && tables != nil && encryption != nil {
+		// Table names and row counts say what the database holds: an
+		// encrypted backup encrypts its table list to the same keys.
+		tables, err = encryptTableList(tables, tablesInfo, opts.Recipients)
+	}
+	tablesKey := ""
 	if err == nil && tables != nil {
+		tablesKey = objectKey(opts.Prefix, id, tablesInfo.Object)
 		err = putSmallObject(ctx, b, tablesKey, tables)
 	}
 	if err != nil {

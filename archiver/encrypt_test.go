@@ -117,7 +117,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	sshNoComment := strings.TrimSuffix(s.recipient, " ops@example.com")
-	if m.FormatVersion != 3 || m.DataObject != archiver.DataObjectEncrypted || m.Encryption == nil || m.Encryption.Scheme != "age" ||
+	if m.FormatVersion != 4 || m.DataObject != archiver.DataObjectEncrypted || m.Encryption == nil || m.Encryption.Scheme != "age" ||
 		fmt.Sprint(m.Encryption.Recipients) != fmt.Sprint([]string{a.recipient, sshNoComment}) || m.PartCount < 4 {
 		t.Fatalf("manifest: version %d, data object %q, encryption %+v, %d parts", m.FormatVersion, m.DataObject, m.Encryption, m.PartCount)
 	}
@@ -183,7 +183,7 @@ func TestPlainAndEncryptedSideBySide(t *testing.T) {
 		t.Fatalf("List = %d backups, %v, %v", len(listed), problems, err)
 	}
 	byID := map[string]*archiver.Manifest{listed[0].ID: listed[0], listed[1].ID: listed[1]}
-	if p, e := byID[plain.ID], byID[enc.ID]; p.Encryption != nil || p.FormatVersion != 2 || p.DataObject != archiver.DataObject || e.Encryption == nil || e.FormatVersion != 3 {
+	if p, e := byID[plain.ID], byID[enc.ID]; p.Encryption != nil || p.FormatVersion != 3 || p.DataObject != archiver.DataObject || e.Encryption == nil || e.FormatVersion != 4 {
 		t.Fatalf("listed: plain %+v, encrypted %+v", p, e)
 	}
 	// Identities given for a plain backup are not needed and do no harm.

@@ -135,7 +135,7 @@ func Restore(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOp
 // Verify reads backup m in full and checks every checksum and size, the
 // table list's included.
 func Verify(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
-	if _, err := ReadTables(ctx, b, opts.Prefix, m); err != nil {
+	if _, err := ReadTables(ctx, b, opts.Prefix, m, opts.Identities); err != nil {
 		return &RestoreError{ID: m.ID, Err: err}
 	}
 	return Restore(ctx, b, m, opts, func(r io.Reader) error {
@@ -215,6 +215,9 @@ func openStored(ctx context.Context, b *drivers.Bucket, m *Manifest, opts Restor
 // encrypted backup without its key. It does not check the content.
 func VerifyStored(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
 	opts = opts.withDefaults(m)
+	if _, err := readTablesStored(ctx, b, opts.Prefix, m); err != nil {
+		return &RestoreError{ID: m.ID, Err: err}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stored, err := openStored(ctx, b, m, opts)

@@ -1,6 +1,7 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -159,9 +160,34 @@ func (ts *tableScan) encode(id string) ([]byte, *TablesInfo, error) {
 	return data, info, nil
 }
 
-// ReadTables reads and checks backup m's table list. It returns nil and no
-// error for a backup that has none (before format 3, or not recorded).
-func ReadTables(ctx context.Context, b *drivers.Bucket, prefix string, m *Manifest) (*TableList, error) {
+// TablesObjectEncrypted is the table list's name in an encrypted backup:
+// one age file to the backup's recipients.
+const TablesObjectEncrypted = TablesObject + ".age"
+
+// encryptTableList encrypts an encoded table list to rs and points info at
+// the encrypted object: its sha256 and size are the stored bytes', so the
+// list's integrity is checkable without a key, as the data object's is.
+func encryptTableList(data []byte, info *TablesInfo, rs []Recipient) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := newEncrypter(&buf, rs)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	info.Object, info.SHA256, info.Size = TablesObjectEncrypted, hex.EncodeToString(sum[:]), int64(buf.Len())
+	return buf.Bytes(), nil
+}
+
+// readTablesStored reads backup m's table list object and checks its size
+// and sha256 against the manifest; for an encrypted backup that is the
+// ciphertext, checked without a key.
+func readTablesStored(ctx context.Context, b *drivers.Bucket, prefix string, m *Manifest) ([]byte, error) {
 	if m.Tables == nil || m.Tables.Object == "" {
 		return nil, nil
 	}
@@ -183,6 +209,28 @@ func ReadTables(ctx context.Context, b *drivers.Bucket, prefix string, m *Manife
 	}
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != m.Tables.SHA256 {
 		return nil, corrupt(fmt.Errorf("table list %s has sha256 %x, the manifest says %s: %w", key, sum, m.Tables.SHA256, ErrChecksum))
+	}
+	return data, nil
+}
+
+// ReadTables reads and checks backup m's table list, decrypting it with ids
+// when the backup is encrypted. It returns nil and no error for a backup
+// that has none (before format 3, or not recorded).
+func ReadTables(ctx context.Context, b *drivers.Bucket, prefix string, m *Manifest, ids *Identities) (*TableList, error) {
+	data, err := readTablesStored(ctx, b, prefix, m)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	corrupt := func(err error) error { return &CorruptionError{ID: m.ID, Offset: -1, Err: err} }
+	key := objectKey(prefix, m.ID, m.Tables.Object)
+	if m.Encryption != nil {
+		r, err := newDecrypter(m, bytes.NewReader(data), ids)
+		if err != nil {
+			return nil, fmt.Errorf("table list %s: %w", key, err)
+		}
+		if data, err = io.ReadAll(r); err != nil {
+			return nil, corrupt(fmt.Errorf("table list %s does not decrypt (%v): %w", key, err, ErrChecksum))
+		}
 	}
 	var l TableList
 	if err := json.Unmarshal(data, &l); err != nil {

@@ -63,7 +63,7 @@ func TestTableListRecorded(t *testing.T) {
 				m.Tables.Count != len(tc.want) || m.Tables.Rows != 1236 || m.Tables.NotRecorded != "" {
 				t.Fatalf("manifest tables %+v", m.Tables)
 			}
-			l, err := archiver.ReadTables(ctx, b, "p", m)
+			l, err := archiver.ReadTables(ctx, b, "p", m, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestTableListRecorded(t *testing.T) {
 					t.Fatalf("prune left %v of the deleted backup", left)
 				}
 			}
-			if _, err := archiver.ReadTables(ctx, b, "p", m2); err != nil {
+			if _, err := archiver.ReadTables(ctx, b, "p", m2, nil); err != nil {
 				t.Fatal(err)
 			}
 			// A backup whose list is gone fails Verify naming it, but it
@@ -215,7 +215,7 @@ func TestCutDumpFailsBackup(t *testing.T) {
 			if m.Tables == nil || m.Tables.Object != "" || m.Tables.NotRecorded != "exec sources record no tables" {
 				t.Fatalf("manifest tables %+v, want none recorded with the reason", m.Tables)
 			}
-			if l, err := archiver.ReadTables(ctx, b, "p", m); l != nil || err != nil {
+			if l, err := archiver.ReadTables(ctx, b, "p", m, nil); l != nil || err != nil {
 				t.Fatalf("ReadTables = %v, %v", l, err)
 			}
 		})

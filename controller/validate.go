@@ -264,6 +264,9 @@ func neededSecrets(s *dbv1.DatabaseBackupSpec) []secretRef {
 	if p := s.Source.PasswordSecretRef; p != nil {
 		refs = append(refs, secretRef{field: "source.passwordSecretRef", name: p.Name, key: p.Key})
 	}
+	if v := s.Verification; v != nil && v.Enabled && v.IdentitySecret != nil {
+		refs = append(refs, secretRef{field: "verification.identitySecret", name: v.IdentitySecret.Name, key: v.IdentitySecret.Key})
+	}
 	if e := s.Encryption; e != nil && e.RecipientsSecret != nil {
 		refs = append(refs, secretRef{field: "encryption.recipientsSecret", name: e.RecipientsSecret.Name, key: e.RecipientsSecret.Key})
 	}

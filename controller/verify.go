@@ -15,7 +15,8 @@ import (
 func VerifyCronJobName(backupName string) string { return backupName + "-verify" }
 
 const (
-	volumeDrill = "drill"
+	volumeDrill    = "drill"
+	volumeIdentity = "identity"
 	// defaultDrillSize bounds the throwaway server's data when the spec
 	// says nothing: enough for most databases people drill in a pod, and a
 	// runaway restore is evicted instead of filling the node.
@@ -80,6 +81,19 @@ func desiredVerifyCronJob(b *dbv1.DatabaseBackup, image string) *batchv1.CronJob
 	// at once would only repeat it.
 	spec.BackoffLimit = ptr.To[int32](0)
 	spec.Template.Spec.Containers[0].Resources = *v.Resources.DeepCopy()
+	if v.IdentitySecret != nil {
+		// The only Job that gets the identity: it restores, it never
+		// writes a backup.
+		spec.Template.Spec.Volumes = append(spec.Template.Spec.Volumes, corev1.Volume{Name: volumeIdentity, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  v.IdentitySecret.Name,
+				Items:       []corev1.KeyToPath{{Key: v.IdentitySecret.Key, Path: dbv1.IdentityFile}},
+				DefaultMode: ptr.To[int32](0o400),
+			},
+		}})
+		c := &spec.Template.Spec.Containers[0]
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: volumeIdentity, MountPath: dbv1.IdentityMountPath, ReadOnly: true})
+	}
 	var tz *string
 	if t := b.Spec.ScheduledTrigger; t != nil {
 		tz = t.TimeZone

@@ -419,8 +419,8 @@ func RestoreToURL(raw string) error {
 // find again; nil when the backup recorded none (before format 3, or an
 // http or exec source). A list that does not match its sha256 in the
 // manifest is an error: the drill would check against a lie.
-func RecordedTables(ctx context.Context, b *drivers.Bucket, prefix string, m *archiver.Manifest) ([]Table, error) {
-	l, err := archiver.ReadTables(ctx, b, prefix, m)
+func RecordedTables(ctx context.Context, b *drivers.Bucket, prefix string, m *archiver.Manifest, ids *archiver.Identities) ([]Table, error) {
+	l, err := archiver.ReadTables(ctx, b, prefix, m, ids)
 	if err != nil || l == nil {
 		return nil, err
 	}

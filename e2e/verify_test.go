@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -161,4 +162,65 @@ func TestScheduledVerification(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestScheduledVerificationOfEncryptedBackup: an encrypted backup is drilled
+// by the scheduled drill's Job, the only Job that mounts
+// verification.identitySecret; the backup Job holds no identity, and the
+// API server refuses afterBackup on an encrypted resource.
+func TestScheduledVerificationOfEncryptedBackup(t *testing.T) {
+	cl := startCluster(t)
+	_, dbName, _ := sourceDB(t)
+	cl.k.claims["backups"] = t.TempDir()
+	keys := newEncryptionKeys(t)
+	ctx := context.Background()
+	must(t, cl.c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "drill-identity", Namespace: cl.ns},
+		StringData: map[string]string{"key.txt": keys.ageIdentity},
+	}))
+	res := &dbv1.DatabaseBackup{
+		ObjectMeta: metav1.ObjectMeta{Name: "sealed", Namespace: cl.ns},
+		Spec: dbv1.DatabaseBackupSpec{
+			Repos:         []dbv1.Repo{{Name: "local", Type: dbv1.RepoTypeFS, FS: &dbv1.FSRepo{ClaimName: "backups", Path: "pg"}}},
+			ManualTrigger: manual("local"),
+			Source:        pgSource(dbName),
+			Encryption:    &dbv1.Encryption{Recipients: []dbv1.AgeRecipient{dbv1.AgeRecipient(keys.ageRecipient)}},
+			Verification: &dbv1.Verification{Enabled: true, AfterBackup: true, Schedule: "0 4 * * *",
+				IdentitySecret: &dbv1.SecretKeyRef{Name: "drill-identity", Key: "key.txt"}},
+		},
+	}
+	err := cl.c.Create(ctx, res.DeepCopy())
+	if err == nil || !strings.Contains(err.Error(), "verification.afterBackup cannot drill an encrypted backup") {
+		t.Fatalf("create with afterBackup and encryption = %v; want the API server's refusal", err)
+	}
+	res.Spec.Verification.AfterBackup = false
+	must(t, cl.c.Create(ctx, res))
+	j := waitForJob(t, cl.c, cl.ns, "sealed-manual-")
+	for _, v := range j.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == "drill-identity" {
+			t.Fatalf("the backup Job mounts the identity Secret")
+		}
+	}
+	if run := cl.k.runJob(ctx, j); run.exitErr != nil {
+		t.Fatalf("backup job failed: %v\n%s", run.exitErr, run.output)
+	}
+	backedUp := cl.waitOutcome("sealed")
+	requireSucceeded(t, backedUp)
+
+	cj := waitForCronJob(t, cl, "sealed-verify")
+	vj := jobFromCronJob(t, cl, cj, 1)
+	run := cl.k.runJob(ctx, vj)
+	if run.exitErr != nil {
+		t.Fatalf("drill job failed: %v\n%s", run.exitErr, run.output)
+	}
+	got := cl.waitVerified("sealed")
+	v := meta.FindStatusCondition(got.Status.Conditions, dbv1.ConditionVerified)
+	if v.Status != metav1.ConditionTrue || got.Status.LastVerification.Tables == 0 {
+		t.Fatalf("Verified = %s/%s/%q, lastVerification %+v; want True with the recorded tables checked", v.Status, v.Reason, v.Message, got.Status.LastVerification)
+	}
+	for _, secret := range keys.secrets() {
+		if strings.Contains(run.output, secret) || strings.Contains(v.Message, secret) {
+			t.Errorf("the drill's log or status shows identity text %q", secret)
+		}
+	}
 }

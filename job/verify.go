@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,7 +66,14 @@ func (r *Runner) runDrill(ctx context.Context, db *dbv1.DatabaseBackup, repoName
 	for _, c := range db.Spec.Verification.Checks {
 		checks = append(checks, drill.Check{Name: c.Name, SQL: c.SQL})
 	}
-	tables, err := drill.RecordedTables(ctx, bucket, prefix, m)
+	var ids *archiver.Identities
+	if m.Encryption != nil {
+		if ids, err = r.drillIdentities(db); err != nil {
+			out.err = err
+			return out
+		}
+	}
+	tables, err := drill.RecordedTables(ctx, bucket, prefix, m, ids)
 	if err != nil {
 		out.err = err
 		return out
@@ -75,7 +83,7 @@ func (r *Runner) runDrill(ctx context.Context, db *dbv1.DatabaseBackup, repoName
 		Tables:  tables,
 		Checks:  checks,
 		Dir:     r.drillDir(),
-		Restore: archiver.RestoreOptions{Prefix: prefix, Logger: r.Log},
+		Restore: archiver.RestoreOptions{Prefix: prefix, Logger: r.Log, Identities: ids},
 		Now:     r.Now,
 	})
 	if out.report != nil && ctx.Err() == nil {
@@ -163,4 +171,17 @@ func (r *Runner) drillDir() string {
 		return ""
 	}
 	return r.Env.path(r.Env.DrillDir)
+}
+
+// drillIdentities loads the identity the scheduled drill's Job has mounted
+// (verification.identitySecret). A backup Job never has one.
+func (r *Runner) drillIdentities(db *dbv1.DatabaseBackup) (*archiver.Identities, error) {
+	if v := db.Spec.Verification; v == nil || v.IdentitySecret == nil || r.Env.Trigger != dbv1.JobTriggerVerify {
+		return nil, errors.New("the backup is encrypted and this Job holds no identity: drill it with verification.schedule and verification.identitySecret")
+	}
+	ids, err := archiver.LoadIdentityFile(r.Env.path(filepath.Join(dbv1.IdentityMountPath, dbv1.IdentityFile)))
+	if err != nil {
+		return nil, fmt.Errorf("verification.identitySecret %s: %w", db.Spec.Verification.IdentitySecret.Name, err)
+	}
+	return ids, nil
 }

@@ -42,6 +42,7 @@ const (
 // +kubebuilder:validation:XValidation:rule="!has(self.manualTrigger) || self.repos.exists(r, r.name == self.manualTrigger.repo)",message="manualTrigger.repo must be the name of a repo in spec.repos"
 // +kubebuilder:validation:XValidation:rule="!has(self.scheduledTrigger) || self.repos.exists(r, r.name == self.scheduledTrigger.repo)",message="scheduledTrigger.repo must be the name of a repo in spec.repos"
 // +kubebuilder:validation:XValidation:rule="!has(self.verification) || !has(self.verification.repo) || self.repos.exists(r, r.name == self.verification.repo)",message="verification.repo must be the name of a repo in spec.repos"
+// +kubebuilder:validation:XValidation:rule="!has(self.encryption) || !has(self.verification) || !has(self.verification.afterBackup) || !self.verification.afterBackup",message="verification.afterBackup cannot drill an encrypted backup: the backup Job never holds an identity; use verification.schedule with verification.identitySecret"
 type DatabaseBackupSpec struct {
 	// repos are the places backups can be written to. A trigger names one of
 	// them. Names must be unique within the list.

@@ -14,7 +14,7 @@ import (
 // status.lastVerification. The drill's report is also stored in the repo
 // beside the backup. The job image carries the database servers.
 //
-// +kubebuilder:validation:XValidation:rule="!self.enabled || self.afterBackup || has(self.schedule)",message="verification.enabled needs afterBackup: true or a schedule"
+// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.afterBackup) && self.afterBackup) || (has(self.schedule) && self.schedule != '')",message="verification.enabled needs afterBackup: true or a schedule"
 type Verification struct {
 	// enabled turns drills on.
 	Enabled bool `json:"enabled"`
@@ -51,6 +51,14 @@ type Verification struct {
 	// throwaway server runs inside them.
 	// +optional
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// identitySecret is a Secret key holding an age identity file (what
+	// age-keygen wrote) or an ssh private key that decrypts this resource's
+	// encrypted backups. It is mounted only into the scheduled drill's Jobs
+	// (never into a backup Job), so an encrypted backup can be drilled
+	// only on a schedule, not afterBackup.
+	// +optional
+	IdentitySecret *SecretKeyRef `json:"identitySecret,omitempty"`
 
 	// dataVolume is where the throwaway server keeps its data: an emptyDir
 	// with sizeLimit (default 10Gi), or, with storageClassName, a generic
@@ -126,6 +134,11 @@ const (
 
 	// JobTriggerVerify is the trigger of the scheduled drill's Jobs.
 	JobTriggerVerify = "verify"
+
+	// IdentityMountPath is where verification.identitySecret's key is
+	// mounted, as the file IdentityFile, in the scheduled drill's Jobs only.
+	IdentityMountPath = "/var/run/dbarchive/identity"
+	IdentityFile      = "identity.txt"
 
 	// DrillMountPath is where the drill's scratch volume is mounted; the
 	// job finds it through JobEnvDrillDir.

@@ -560,6 +560,11 @@ func (in *Verification) DeepCopyInto(out *Verification) {
 		copy(*out, *in)
 	}
 	in.Resources.DeepCopyInto(&out.Resources)
+	if in.IdentitySecret != nil {
+		in, out := &in.IdentitySecret, &out.IdentitySecret
+		*out = new(SecretKeyRef)
+		**out = **in
+	}
 	if in.DataVolume != nil {
 		in, out := &in.DataVolume, &out.DataVolume
 		*out = new(VerificationVolume)

@@ -103,7 +103,7 @@ func runDrill(cmd *cobra.Command, g *globals, b *drivers.Bucket, prefix string, 
 	if err != nil {
 		return err
 	}
-	tables, err := drill.RecordedTables(ctx, b, prefix, m)
+	tables, err := drill.RecordedTables(ctx, b, prefix, m, ids)
 	if err != nil {
 		return err
 	}

@@ -342,7 +342,7 @@ func TestEncryptedTamperKeepsTarget(t *testing.T) {
 	}
 	checksum(c.fail(1, "verify", "--repo", repo))
 	checksum(c.fail(1, "verify", "--repo", repo, "--identity-file", k.identityFile))
-	checksum(c.fail(1, "restore", "--repo", repo, "--target", srv.URL(target), "--identity-file", k.identityFile))
+	checksum(c.fail(1, "restore", "--repo", repo, "--overwrite", "--target", srv.URL(target), "--identity-file", k.identityFile))
 	unchanged(t)
 
 	// Forge the parts object and the manifest to match the damage.
@@ -377,7 +377,7 @@ func TestEncryptedTamperKeepsTarget(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"verify", "--repo", repo, "--identity-file", k.identityFile},
-		{"restore", "--repo", repo, "--target", srv.URL(target), "--identity-file", k.identityFile},
+		{"restore", "--repo", repo, "--overwrite", "--target", srv.URL(target), "--identity-file", k.identityFile},
 	} {
 		r := c.fail(1, args...)
 		checksum(r)
