@@ -517,6 +517,9 @@ func TestManifestVersions(t *testing.T) {
 			m.FormatVersion, m.Tables = 3, tablesObject()
 			m.Tables.SHA256 = "x"
 		}, "tables.sha256"},
+		{"format 3 not recorded with a sha256", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{NotRecorded: "x", SHA256: strings.Repeat("d", 64)}
+		}, "no object"},
 		{"format 3 tables without size", func(m *archiver.Manifest) {
 			m.FormatVersion, m.Tables = 3, tablesObject()
 			m.Tables.Size = 0

@@ -28,7 +28,9 @@ type TablesInfo struct {
 	Object string `json:"object,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
 	Size   int64  `json:"size,omitempty"`
-	// Format is the dump format the list was read from (see dumpscan).
+	// Format is the dump format the list was read from (see dumpscan); for
+	// a source whose tables are not recorded, the format whose proper end
+	// was checked, if its stream was recognised.
 	Format string `json:"format,omitempty"`
 	// Count and Rows are the number of tables and their rows in total.
 	Count int   `json:"count"`
@@ -44,6 +46,8 @@ func (t *TablesInfo) validate(m *Manifest, bad func(field, format string, args .
 		bad("tables", "needs an object or a reason it was not recorded")
 	case t.Object != "" && t.NotRecorded != "":
 		bad("tables.notRecorded", "is set beside a table list object")
+	case t.Object == "" && (t.SHA256 != "" || t.Size != 0 || t.Count != 0 || t.Rows != 0):
+		bad("tables", "has a sha256, size or counts but no object")
 	case t.Object != "":
 		if !isPlainName(t.Object) || t.Object == m.DataObject || t.Object == ManifestObject || t.Object == m.PartsObject {
 			bad("tables.object", "%q must be a plain file name other than the data, parts and manifest objects", t.Object)
@@ -128,15 +132,11 @@ func (ts *tableScan) dump(produce func(context.Context, io.Writer) error) func(c
 		if err != nil {
 			return fmt.Errorf("the dump tool succeeded, but %w", err)
 		}
-		if !ts.record {
-			return nil
-		}
-		if res.Tables == nil {
+		ts.result = res
+		if ts.record && res.Tables == nil {
 			ts.notRecorded = res.NotRead
 			ts.record = false
-			return nil
 		}
-		ts.result = res
 		return nil
 	}
 }
@@ -145,7 +145,11 @@ func (ts *tableScan) dump(produce func(context.Context, io.Writer) error) func(c
 // there is none, with the manifest's reference to it either way.
 func (ts *tableScan) encode(id string) ([]byte, *TablesInfo, error) {
 	if !ts.record || ts.result == nil {
-		return nil, &TablesInfo{NotRecorded: ts.notRecorded}, nil
+		info := &TablesInfo{NotRecorded: ts.notRecorded}
+		if ts.result != nil {
+			info.Format = ts.result.Format
+		}
+		return nil, info, nil
 	}
 	list := TableList{ID: id, Format: ts.result.Format, DigestAlgorithm: dumpscan.DigestAlgorithm, Tables: ts.result.Tables}
 	data, err := json.Marshal(&list)

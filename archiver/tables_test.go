@@ -212,8 +212,9 @@ func TestCutDumpFailsBackup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Tables == nil || m.Tables.Object != "" || m.Tables.NotRecorded != "exec sources record no tables" {
-				t.Fatalf("manifest tables %+v, want none recorded with the reason", m.Tables)
+			wantFormat := map[string]string{"custom": dumpscan.FormatPostgresCustom, "plain": dumpscan.FormatPostgresPlain, "mariadb": dumpscan.FormatMariaDB}[f]
+			if m.Tables == nil || m.Tables.Object != "" || m.Tables.NotRecorded != "exec sources record no tables" || m.Tables.Format != wantFormat {
+				t.Fatalf("manifest tables %+v, want none recorded with the reason, and the format whose end was checked", m.Tables)
 			}
 			if l, err := archiver.ReadTables(ctx, b, "p", m, nil); l != nil || err != nil {
 				t.Fatalf("ReadTables = %v, %v", l, err)
