@@ -14,7 +14,7 @@ import (
 // status.lastVerification. The drill's report is also stored in the repo
 // beside the backup. The job image carries the database servers.
 //
-// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.afterBackup) && self.afterBackup) || (has(self.schedule) && self.schedule != ”)",message="verification.enabled needs afterBackup: true or a schedule"
+// +kubebuilder:validation:XValidation:rule="!self.enabled || (has(self.afterBackup) && self.afterBackup) || (has(self.schedule) && size(self.schedule) > 0)",message="verification.enabled needs afterBackup: true or a schedule"
 type Verification struct {
 	// enabled turns drills on.
 	Enabled bool `json:"enabled"`
