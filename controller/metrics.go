@@ -10,6 +10,9 @@ type Metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	running     *prometheus.GaugeVec
+
+	restores        *prometheus.CounterVec
+	restoreDuration *prometheus.HistogramVec
 }
 
 // NewMetrics creates the series and registers them with reg (in the operator:
@@ -28,9 +31,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dbarchive_backup_running",
 			Help: "1 while a backup Job of a DatabaseBackup is running, else 0.",
 		}, []string{"namespace", "name"}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbarchive_restores_total",
+			Help: "Finished DatabaseRestores by outcome (succeeded, failed, target_not_empty).",
+		}, []string{"namespace", "outcome"}),
+		restoreDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dbarchive_restore_duration_seconds",
+			Help: "Duration of finished DatabaseRestores, from the job's start to its report.",
+			// 10 s to about 11 hours.
+			Buckets: prometheus.ExponentialBuckets(10, 2, 13),
+		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running} {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.restores, m.restoreDuration} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -73,4 +86,16 @@ func (m *Metrics) forget(namespace, name string) {
 	m.lastSuccess.DeleteLabelValues(namespace, name)
 	m.failures.DeleteLabelValues(namespace, name)
 	m.running.DeleteLabelValues(namespace, name)
+}
+
+// countRestore records one finished restore; duration is 0 when unknown
+// (the job never started) and then not observed.
+func (m *Metrics) countRestore(namespace, outcome string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.restores.WithLabelValues(namespace, outcome).Inc()
+	if seconds > 0 {
+		m.restoreDuration.WithLabelValues(outcome).Observe(seconds)
+	}
 }
