@@ -9,8 +9,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -126,7 +126,7 @@ func (r *restoreReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	switch finished(job) {
 	case "":
 		if err := r.updateRestoreStatus(ctx, &dr, func(st *dbv1.DatabaseRestoreStatus, gen int64) {
-			if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); c == nil || c.Reason != dbv1.ReasonRestoreRunning {
+			if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); !restoreFinished(st) && (c == nil || c.Reason != dbv1.ReasonRestoreRunning) {
 				setRestoreCondition(st, "Unknown", dbv1.ReasonRestoreRunning, fmt.Sprintf("Job %s is running", job.Name), gen)
 			}
 			st.Job = job.Name
