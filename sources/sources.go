@@ -63,7 +63,6 @@ type Options struct {
 	Format string
 	// CreateDatabase makes Restore create the target database first.
 	CreateDatabase bool
-	Overwrite      bool // TEMPORARY premerge
 }
 
 // ResolvePassword returns the password in order of precedence: Options.Password,
