@@ -186,17 +186,23 @@ func ReadManifest(ctx context.Context, b *drivers.Bucket, prefix, id string) (*M
 	return m, nil
 }
 
-// Resolve finds one backup. An id names it directly; it must be of a set f
-// matches. "latest" (or "") is the newest backup of the one set f selects:
-// when the backups are of several sets and f does not narrow them to one,
-// the error wraps ErrAmbiguousSet and lists the sets. Latest never skips a
-// damaged backup: when a manifest newer than the set's newest readable one
-// cannot be read (it may be of this set), Resolve fails naming it.
-func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string, f SetFilter) (*Manifest, error) {
-	if id != "" && id != "latest" {
-		m, err := ReadManifest(ctx, b, prefix, id)
+// Resolve finds one backup by selector: an id names it directly, and it
+// must be of a set f matches. "latest" (or "") is the newest backup of the
+// one set f selects; before:<RFC 3339 time> is the newest backup of that set
+// whose recorded end time is at or before the time. When the backups are of
+// several sets and f does not narrow them to one, the error wraps
+// ErrAmbiguousSet and lists the sets. Resolve never skips a damaged backup:
+// when a manifest that could be the answer (newer than the answer, and for
+// before: started at or before the time) cannot be read, it fails naming it.
+func Resolve(ctx context.Context, b *drivers.Bucket, prefix, sel string, f SetFilter) (*Manifest, error) {
+	s, err := parseSelector(sel)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoBackup, err)
+	}
+	if s.id != "" {
+		m, err := ReadManifest(ctx, b, prefix, s.id)
 		if err == nil && !f.Match(m.Set()) {
-			return nil, fmt.Errorf("backup %s is of set %s, not of the one asked (%s)", id, m.Set(), f)
+			return nil, fmt.Errorf("backup %s is of set %s, not of the one asked (%s)", s.id, m.Set(), f)
 		}
 		return m, err
 	}
@@ -205,7 +211,7 @@ func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string, f SetFil
 		return nil, err
 	}
 	var sets []Set
-	var newest *Manifest
+	var chosen *Manifest
 	for _, m := range backups {
 		if !f.Match(m.Set()) {
 			continue
@@ -213,7 +219,9 @@ func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string, f SetFil
 		if !slices.Contains(sets, m.Set()) {
 			sets = append(sets, m.Set())
 		}
-		newest = m
+		if s.latest() || !m.EndTime.After(s.before) {
+			chosen = m
+		}
 	}
 	of := ""
 	if !f.IsZero() {
@@ -224,27 +232,34 @@ func Resolve(ctx context.Context, b *drivers.Bucket, prefix, id string, f SetFil
 		for i, s := range sets {
 			names[i] = s.String()
 		}
-		return nil, fmt.Errorf("latest%s: %w (%s); name one", of, ErrAmbiguousSet, strings.Join(names, "; "))
+		return nil, fmt.Errorf("%s%s: %w (%s); name one", s, of, ErrAmbiguousSet, strings.Join(names, "; "))
 	}
 	var unreadable []error
 	for _, p := range problems {
 		var ue *UnreadableError
-		if errors.As(p, &ue) && (newest == nil || ue.ID > newest.ID) {
-			unreadable = append(unreadable, p)
+		if !errors.As(p, &ue) || (chosen != nil && ue.ID <= chosen.ID) {
+			continue
 		}
+		if started, err := ParseID(ue.ID); err == nil && !s.latest() && started.After(s.before) {
+			continue // started after the time, so it cannot have finished before it
+		}
+		unreadable = append(unreadable, p)
 	}
 	if len(unreadable) > 0 {
-		newestID := "no readable backup"
-		if newest != nil {
-			newestID = "the newest readable one is " + newest.ID
+		chosenID := "no readable backup"
+		if chosen != nil {
+			chosenID = "the newest readable one is " + chosen.ID
 		}
-		return nil, fmt.Errorf("latest%s: a newer backup's manifest cannot be read, so latest is unknown (%s); give a backup id to use another: %w",
-			of, newestID, errors.Join(unreadable...))
+		return nil, fmt.Errorf("%s%s: a newer backup's manifest cannot be read, so the answer is unknown (%s); give a backup id to use another: %w",
+			s, of, chosenID, errors.Join(unreadable...))
 	}
-	if newest == nil {
+	if chosen == nil {
+		if !s.latest() {
+			return nil, fmt.Errorf("%w%s finished at or before %s under %q", ErrNoBackup, of, s.before.Format(time.RFC3339), prefixDir(prefix))
+		}
 		return nil, fmt.Errorf("%w: the repo holds no backup%s under %q", ErrNoBackup, of, prefixDir(prefix))
 	}
-	return newest, nil
+	return chosen, nil
 }
 
 // Retention says which backups prune keeps. Rules apply within each set

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -63,6 +64,54 @@ type Options struct {
 	Format string
 	// CreateDatabase makes Restore create the target database first.
 	CreateDatabase bool
+	// Overwrite lets a restore load into a target that already holds
+	// tables. Without it, CheckRestore refuses such a target with a
+	// *TargetNotEmptyError: restoring on top of live data mixes the two,
+	// and under pressure the wrong target is an easy mistake. What loading
+	// on top does is the source type's (see its Restore).
+	Overwrite bool
+}
+
+// TargetNotEmptyError is CheckRestore's refusal of a target that already
+// holds tables when Options.Overwrite is not set.
+type TargetNotEmptyError struct {
+	// Target is the target with credentials removed.
+	Target string
+	// Tables are the first few tables found (schema-qualified where the
+	// type has schemas), of Count in all.
+	Tables []string
+	Count  int
+}
+
+func (e *TargetNotEmptyError) Error() string {
+	found := strings.Join(e.Tables, ", ")
+	if more := e.Count - len(e.Tables); more > 0 {
+		found += fmt.Sprintf(" and %d more", more)
+	}
+	return fmt.Sprintf("target %s is not empty: it holds %s; restore into a new or empty database, or allow overwriting it", e.Target, found)
+}
+
+// ShownTables is how many tables a TargetNotEmptyError names.
+const ShownTables = 5
+
+// CheckEmptyRows reads the output of a target's table query, one
+// "<total>\t<table>" line per row (at most ShownTables rows), and returns a
+// *TargetNotEmptyError when there is any row.
+func CheckEmptyRows(target, rows string) error {
+	var tables []string
+	count := 0
+	for line := range strings.Lines(rows) {
+		n, name, ok := strings.Cut(strings.TrimRight(line, "\r\n"), "\t")
+		if !ok {
+			continue
+		}
+		count, _ = strconv.Atoi(n)
+		tables = append(tables, name)
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	return &TargetNotEmptyError{Target: target, Tables: tables, Count: max(count, len(tables))}
 }
 
 // ResolvePassword returns the password in order of precedence: Options.Password,

@@ -113,7 +113,8 @@ func TestFlippedByteFailsVerifyAndRestore(t *testing.T) {
 		if _, err := tdb.Exec(`CREATE TABLE keep (v text); INSERT INTO keep VALUES ('untouched')`); err != nil {
 			t.Fatal(err)
 		}
-		checksumError(t, c.fail(1, "restore", "--repo", repo, "--target", srv.URL(target)))
+		// --overwrite: the target holds a table, and must keep it.
+		checksumError(t, c.fail(1, "restore", "--repo", repo, "--overwrite", "--target", srv.URL(target)))
 		tables := pgTables(t, tdb)
 		var v string
 		if err := tdb.QueryRow(`SELECT string_agg(v, ',') FROM keep`).Scan(&v); err != nil || v != "untouched" || !slices.Equal(tables, []string{"keep"}) {

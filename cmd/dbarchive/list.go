@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,19 +19,31 @@ import (
 )
 
 func newListCommand(g *globals) *cobra.Command {
-	var repo, output string
+	var repo, output, since, until string
 	cmd := &cobra.Command{
-		Use:   "list [--repo URL] [-o table|json]",
+		Use:   "list [--repo URL] [--since TIME] [--until TIME] [-o table|json]",
 		Short: "List the backups in a repo, oldest first, with the set each belongs to",
 		Long: `Lists every backup whose manifest reads, oldest first. A backup's set is its
 source type, database and --name: prune keeps backups per set, and
 --backup latest picks the newest of one set. A backup whose manifest cannot be
 read is skipped here with a warning (restore and verify with --backup latest
-refuse to guess past it).`,
+refuse to guess past it).
+
+--since and --until keep the backups that finished in that range (both ends
+included); each takes an RFC 3339 time or a duration before now (24h, 90m).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return usagef("-o %q: want table or json", output)
+			}
+			now := time.Now()
+			from, err := parseTimeFlag("--since", since, now)
+			if err != nil {
+				return err
+			}
+			to, err := parseTimeFlag("--until", until, now)
+			if err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			b, prefix, err := openRepo(ctx, repo)
@@ -45,6 +58,9 @@ refuse to guess past it).`,
 			for _, p := range problems {
 				g.log.Warn("skipped a backup whose manifest cannot be read", "error", p)
 			}
+			backups = slices.DeleteFunc(backups, func(m *archiver.Manifest) bool {
+				return (!from.IsZero() && m.EndTime.Before(from)) || (!to.IsZero() && m.EndTime.After(to))
+			})
 			if output == "json" {
 				if backups == nil {
 					backups = []*archiver.Manifest{}
@@ -66,7 +82,24 @@ refuse to guess past it).`,
 	}
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVar(&since, "since", "", "only backups that finished at or after this RFC 3339 time, or this long ago (24h)")
+	cmd.Flags().StringVar(&until, "until", "", "only backups that finished at or before this RFC 3339 time, or this long ago")
 	return cmd
+}
+
+// parseTimeFlag reads an RFC 3339 time or a duration before now; "" is the
+// zero time (no bound).
+func parseTimeFlag(flag, v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, usagef("%s %q: want an RFC 3339 time (2026-11-29T03:00:00Z) or a duration before now (24h)", flag, v)
 }
 
 func orDash(s string) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,16 +19,25 @@ import (
 func newRestoreCommand(g *globals) *cobra.Command {
 	var (
 		repo, backupID, target, output, passwordFile string
-		createDB, force                              bool
+		createDB, force, overwrite                   bool
 		sets                                         setFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "restore [--repo URL] [--backup ID|latest] (--target URL | --output FILE|-)",
+		Use:   "restore [--repo URL] [--backup ID|latest|before:TIME] (--target URL | --output FILE|-)",
 		Short: "Restore a backup into a database, a file or stdout, verifying it on the way",
 		Long: `Reads the backup with parallel ranged reads, checks its sha256 and size, and
 feeds the decompressed stream to the target database's restore tool (in a single
 transaction where the tool allows it), to a file, or to stdout. A damaged backup
 stops the restore before the tool sees the end of its input.
+
+A target database that already holds tables is refused unless --overwrite is
+given: PostgreSQL archives (custom, tar) then drop and remake each object they
+hold inside the one transaction, a plain dump fails on the first object that
+exists, and a MariaDB dump replaces the tables it holds (DROP TABLE IF EXISTS).
+Tables the backup does not hold stay.
+
+--backup before:2026-11-29T03:00:00Z takes the newest backup that finished at
+or before that time.
 
 The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 		Args: cobra.NoArgs,
@@ -52,7 +62,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 			var sink func(io.Reader) error
 			switch {
 			case target != "":
-				sink, err = targetSink(cmd, m, target, passwordFile, createDB)
+				sink, err = targetSink(cmd, m, target, passwordFile, createDB, overwrite)
 			case output == "-":
 				sink = func(r io.Reader) error { _, err := io.Copy(g.stdout, r); return err }
 			default:
@@ -73,11 +83,12 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 		},
 	}
 	repoFlag(cmd, &repo)
-	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
+	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, latest, or before:<RFC 3339 time>")
 	cmd.Flags().StringVar(&target, "target", "", "database URL to restore into (same kinds as backup --source)")
 	cmd.Flags().StringVar(&output, "output", "", "file to write the dump to, or - for stdout")
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the target password")
 	cmd.Flags().BoolVar(&createDB, "create-db", false, "create the target database first")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a target database that already holds tables (see above for what each type does)")
 	sets.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing --output file")
 	return cmd
@@ -100,11 +111,12 @@ func openBackup(ctx context.Context, repo, backupID string, sets *setFlags) (*dr
 
 // targetSink opens the target as a source of the same type as the backup
 // and returns its restore as the sink.
-func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile string, createDB bool) (func(io.Reader) error, error) {
+func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile string, createDB, overwrite bool) (func(io.Reader) error, error) {
 	opts := sources.Options{
 		Password:       os.Getenv("DBARCHIVE_TARGET_PASSWORD"),
 		PasswordFile:   passwordFile,
 		CreateDatabase: createDB,
+		Overwrite:      overwrite,
 	}
 	// The recorded format is the dump tool's (pg_restore's); an exec:
 	// command takes the stream as it is.
@@ -123,6 +135,9 @@ func targetSink(cmd *cobra.Command, m *archiver.Manifest, target, passwordFile s
 		return nil, usagef("target %s (%s) cannot be restored into; use --output", t.Describe(), t.Type())
 	}
 	if err := r.CheckRestore(cmd.Context()); err != nil {
+		if _, ok := errors.AsType[*sources.TargetNotEmptyError](err); ok {
+			return nil, fmt.Errorf("%w (--overwrite)", err)
+		}
 		return nil, err
 	}
 	return func(in io.Reader) error { return r.Restore(cmd.Context(), in) }, nil
@@ -169,7 +184,7 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	var repo, backupID string
 	var sets setFlags
 	cmd := &cobra.Command{
-		Use:   "verify [--repo URL] [--backup ID|latest]",
+		Use:   "verify [--repo URL] [--backup ID|latest|before:TIME]",
 		Short: "Read a backup in full and check its checksums and sizes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -194,19 +209,16 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		},
 	}
 	repoFlag(cmd, &repo)
-	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, or latest")
+	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, latest, or before:<RFC 3339 time>")
 	sets.register(cmd)
 	return cmd
 }
 
-// checkBackupID refuses a --backup that is neither latest nor an id, before
-// it becomes part of an object key (../x).
+// checkBackupID refuses a --backup that is not a selector (latest, an id,
+// before:TIME) before it becomes part of an object key (../x).
 func checkBackupID(id string) error {
-	if id == "latest" {
-		return nil
-	}
-	if _, err := archiver.ParseID(id); err != nil {
-		return usagef("--backup: %v, or latest", err)
+	if err := archiver.CheckSelector(id); err != nil {
+		return usagef("--backup: %v", err)
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func TestKill9DuringRestoreCommitsNothing(t *testing.T) {
 				if _, err := tdb.Exec(`CREATE TABLE keep (v text); INSERT INTO keep VALUES ('untouched')`); err != nil {
 					t.Fatal(err)
 				}
-				killRestoreDuringCopy(t, c, srv, func() []string { return []string{target} }, "restore", "--repo", repo, "--backup", m.ID, "--target", srv.URL(target))
+				killRestoreDuringCopy(t, c, srv, func() []string { return []string{target} }, "restore", "--repo", repo, "--backup", m.ID, "--overwrite", "--target", srv.URL(target))
 				if got := pgTables(t, tdb); !slices.Equal(got, []string{"keep"}) {
 					t.Fatalf("after a killed restore the target holds tables %v, want only keep", got)
 				}

@@ -228,13 +228,25 @@ func (s *Source) Check(context.Context) error {
 	return err
 }
 
-// CheckRestore verifies that a client is on PATH.
-func (s *Source) CheckRestore(context.Context) error {
+// CheckRestore verifies that a client is on PATH. Unless the restore
+// creates the database or Options.Overwrite is set, it connects and refuses
+// a target that holds any table or view with a *sources.TargetNotEmptyError.
+func (s *Source) CheckRestore(ctx context.Context) error {
 	if _, err := sources.LookTool(hint, clientTools...); err != nil {
 		return fmt.Errorf("mysql target %s: %w", s.Describe(), err)
 	}
-	_, _, err := s.optionFile()
-	return err
+	if _, _, err := s.optionFile(); err != nil {
+		return err
+	}
+	if s.opts.CreateDatabase || s.opts.Overwrite {
+		return nil
+	}
+	out, err := s.runSQL(ctx, fmt.Sprintf("SELECT COUNT(*) OVER (), TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME LIMIT %d",
+		quoteString(s.db), sources.ShownTables))
+	if err != nil {
+		return fmt.Errorf("mysql target %s: checking that it is empty: %w", s.Describe(), err)
+	}
+	return sources.CheckEmptyRows(s.Describe(), out)
 }
 
 // Dump writes the header line with the database's defaults, then runs
@@ -291,7 +303,9 @@ func (s *Source) createStatement(head []byte) string {
 
 // Restore loads a dump into the database named by the URL, creating it
 // first when Options.CreateDatabase is set (it must not exist then), with
-// the character set and collation the dump recorded. The client stops at
+// the character set and collation the dump recorded. Into an existing
+// database (Options.Overwrite), the dump's DROP TABLE IF EXISTS replaces
+// each table it holds; tables it does not hold stay. The client stops at
 // the first failing statement. Statements before it stay applied — DDL
 // commits implicitly — unless the database was created for this restore:
 // then it is dropped, and nothing half-restored is left.

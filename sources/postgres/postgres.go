@@ -182,7 +182,7 @@ func (s *Source) psqlCommand(db string, vars ...string) (*sources.Command, error
 }
 
 // scriptCommand turns a custom or tar archive into the SQL script psql
-// loads. createDB adds the database-level entries (CREATE DATABASE, its
+// loads; with Options.Overwrite the script replaces the archive's objects. createDB adds the database-level entries (CREATE DATABASE, its
 // settings, comment and ACL) and, with selectNothing, restricts the script
 // to them: pg_restore applies its selection switches to everything but
 // those entries.
@@ -193,6 +193,11 @@ func (s *Source) scriptCommand(format string, createDB, selectNothing bool) (*so
 	}
 	if selectNothing {
 		args = append(args, "--schema-only", "--schema="+noSuchSchema)
+	}
+	if s.opts.Overwrite && !createDB && !selectNothing {
+		// Each object of the archive is dropped (if it is there) before it
+		// is made again, inside the restore's one transaction.
+		args = append(args, "--clean", "--if-exists")
 	}
 	c, err := s.command("pg_restore", args...)
 	if c != nil {
@@ -216,7 +221,10 @@ func (s *Source) Check(context.Context) error {
 
 // CheckRestore verifies that the restore tools are on PATH: psql, which
 // loads every format, and pg_restore unless the dump is known to be plain.
-func (s *Source) CheckRestore(context.Context) error {
+// Unless the restore creates the database or Options.Overwrite is set, it
+// connects and refuses a target that holds any relation outside the system
+// schemas (extension members aside) with a *sources.TargetNotEmptyError.
+func (s *Source) CheckRestore(ctx context.Context) error {
 	tools := []string{"psql", "pg_restore"}
 	if s.opts.Format != "" && s.format == FormatPlain {
 		tools = tools[:1]
@@ -226,8 +234,39 @@ func (s *Source) CheckRestore(context.Context) error {
 			return fmt.Errorf("postgres target %s: %w", s.Describe(), err)
 		}
 	}
-	_, _, err := s.connEnv()
-	return err
+	if _, _, err := s.connEnv(); err != nil {
+		return err
+	}
+	if s.opts.CreateDatabase || s.opts.Overwrite {
+		return nil
+	}
+	return s.checkEmpty(ctx)
+}
+
+// relationsQuery lists the target's relations that a restore would mix
+// with: tables, partitioned tables, views, materialized views, sequences
+// and foreign tables in schemas that are not the system's, except those an
+// extension owns. The first column is the total.
+const relationsQuery = `SELECT count(*) OVER (), format('%I.%I', n.nspname, c.relname)
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ ORDER BY 2 LIMIT :shown;
+`
+
+func (s *Source) checkEmpty(ctx context.Context) error {
+	c, err := s.command("psql", "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--field-separator=\t",
+		"--set=ON_ERROR_STOP=1", fmt.Sprintf("--set=shown=%d", sources.ShownTables), "--file=-")
+	if err != nil {
+		return err
+	}
+	c.Env = append(c.Env, "PGDATABASE="+s.db)
+	var out strings.Builder
+	if err := c.Run(ctx, strings.NewReader(relationsQuery), &out); err != nil {
+		return fmt.Errorf("postgres target %s: checking that it is empty: %w", s.Describe(), err)
+	}
+	return sources.CheckEmptyRows(s.Describe(), out.String())
 }
 
 // Dump runs pg_dump and streams its output to w.

@@ -42,6 +42,12 @@ func incompleteComment(target string) string {
 // without COMMIT) all leave the target as it was. Custom and tar archives
 // are turned into SQL by pg_restore on the way.
 //
+// With Options.Overwrite into an existing database, custom and tar
+// archives drop each of their objects before making it again (pg_restore
+// --clean --if-exists), in the same transaction; objects the archive does
+// not hold stay. A plain dump is loaded as it is: where it makes an object
+// that exists, the transaction fails and the target is unchanged.
+//
 // With Options.CreateDatabase the target must not exist. The dump is loaded
 // into a new database named dbarchive-incomplete-…, which gets the dump's
 // database-level settings, comment and ACL inside the same transaction, and
