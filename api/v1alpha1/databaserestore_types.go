@@ -136,11 +136,11 @@ type RestoreFrom struct {
 // RestoreTarget is the database to restore into: the shape of a
 // DatabaseBackup's source, for the source types that can be restored into.
 //
+// +kubebuilder:validation:XValidation:rule="self.type == 'postgres' || self.type == 'mysql'",message="target.type must be postgres or mysql: the source types a backup can be restored into"
 // +kubebuilder:validation:XValidation:rule="has(self.host) && size(self.host) > 0",message="target.host is required: the database server to restore into"
 // +kubebuilder:validation:XValidation:rule="has(self.database) && size(self.database) > 0",message="target.database is required: the database to restore into"
 type RestoreTarget struct {
 	// type is postgres or mysql, and must be the backup's source type.
-	// +kubebuilder:validation:Enum=postgres;mysql
 	Type SourceType `json:"type"`
 
 	// host is the database server's host name or address.
