@@ -265,7 +265,8 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 		}
 	}
 
-	t.Run("spec is immutable", func(t *testing.T) {
+	// spec is immutable
+	{
 		dr := &dbv1.DatabaseRestore{}
 		must(t, cl.c.Get(ctx, types.NamespacedName{Namespace: cl.ns, Name: "latest"}, dr))
 		dr.Spec.Target.Database = "elsewhere"
@@ -273,9 +274,10 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "create a new DatabaseRestore") {
 			t.Fatalf("update of the spec: %v, want a refusal saying to create a new DatabaseRestore", err)
 		}
-	})
+	}
 
-	t.Run("target not empty", func(t *testing.T) {
+	// target not empty
+	{
 		target, tdb := srv.Create(t, "e2e_busy")
 		if _, err := tdb.Exec(`CREATE TABLE keep (id int PRIMARY KEY, v text); INSERT INTO keep VALUES (1, 'mine')`); err != nil {
 			t.Fatal(err)
@@ -293,9 +295,10 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 			t.Fatalf("the target changed: %s, was %s", after, before)
 		}
 		cl.waitEvent("busy", dbv1.ReasonTargetNotEmpty)
-	})
+	}
 
-	t.Run("backup id that does not exist", func(t *testing.T) {
+	// backup id that does not exist
+	{
 		const missing = "20200101T000000.000Z-0badc0de"
 		target := srv.Name(t, "e2e_missing")
 		rr := cl.runRestore(&dbv1.DatabaseRestore{
@@ -310,9 +313,10 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 			t.Errorf("status.backup = %+v for a backup that does not exist", rr.dr.Status.Backup)
 		}
 		cl.waitEvent("missing", dbv1.ReasonRestoreFailed)
-	})
+	}
 
-	t.Run("flipped byte", func(t *testing.T) {
+	// flipped byte
+	{
 		data := filepath.Join(bu.claim, cl.ns, bu.name, bu.ids[0], "data.zst")
 		flipByte(t, data)
 		target := srv.Name(t, "e2e_damaged")
@@ -327,9 +331,10 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 		if rr.dr.Status.Backup == nil || rr.dr.Status.Backup.ID != bu.ids[0] {
 			t.Errorf("status.backup = %+v, want %s", rr.dr.Status.Backup, bu.ids[0])
 		}
-	})
+	}
 
-	t.Run("deleting the restore deletes its Job", func(t *testing.T) {
+	// deleting the restore deletes its Job
+	{
 		dr := &dbv1.DatabaseRestore{}
 		must(t, cl.c.Get(ctx, types.NamespacedName{Namespace: cl.ns, Name: "first-id"}, dr))
 		j := &batchv1.Job{}
@@ -341,7 +346,7 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 			t.Fatalf("Job's controller reference = %+v", ref)
 		}
 		must(t, cl.c.Delete(ctx, dr))
-	})
+	}
 }
 
 // TestRestoreDisasterRecovery: the DatabaseBackup is gone; a restore in

@@ -258,7 +258,7 @@ func (r *RestoreRunner) restore(ctx context.Context, dr *dbv1.DatabaseRestore, k
 	if err := restorer.CheckRestore(ctx); err != nil {
 		var tne *sources.TargetNotEmptyError
 		if errors.As(err, &tne) {
-			return permanent(&targetNotEmpty{fmt.Errorf("backup %s was not restored: %w; set spec.overwrite to restore over it, or restore into another database", m.ID, err)})
+			return permanent(&targetNotEmpty{fmt.Errorf("backup %s was not restored: %w (spec.overwrite: true allows it)", m.ID, err)})
 		}
 		return fmt.Errorf("backup %s was not restored: %w", m.ID, err)
 	}
