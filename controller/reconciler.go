@@ -153,6 +153,8 @@ func (r *Reconciler) SetupWithManagerAs(mgr ctrl.Manager, rec reconcile.Reconcil
 		// into Events and metrics.
 		For(&dbv1.DatabaseRestore{}).
 		Owns(&batchv1.Job{}, notOwnCreate).
+		// A restore waiting for its DatabaseBackup starts when it appears.
+		Watches(&dbv1.DatabaseBackup{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfBackup)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		Named("databaserestore").
 		Complete(&restoreReconciler{r}); err != nil {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
@@ -140,6 +141,25 @@ func (r *restoreReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		msg = fmt.Sprintf("Job %s completed without reporting the restore's outcome", job.Name)
 	}
 	return reconcile.Result{}, r.finishRestore(ctx, &dr, job, msg)
+}
+
+// restoresOfBackup maps a DatabaseBackup to the unfinished
+// DatabaseRestores of its namespace that name it.
+func (r *Reconciler) restoresOfBackup(ctx context.Context, o ctrl.Object) []reconcile.Request {
+	var list dbv1.DatabaseRestoreList
+	if err := r.Client.List(ctx, &list, ctrl.InNamespace(o.GetNamespace())); err != nil {
+		// The pending restore's own recheck still starts it.
+		log.FromContext(ctx).Error(err, "list DatabaseRestores", "namespace", o.GetNamespace())
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		dr := &list.Items[i]
+		if dr.Spec.From.DatabaseBackup == o.GetName() && !restoreFinished(&dr.Status) {
+			out = append(out, reconcile.Request{NamespacedName: ctrl.ObjectKeyFromObject(dr)})
+		}
+	}
+	return out
 }
 
 // restoreFinished is whether the Succeeded condition holds an outcome.
