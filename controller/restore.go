@@ -442,11 +442,14 @@ const (
 // Job is marked with an annotation, so neither repeats after a restart of
 // the operator. Without a Job (deleted by hand) the caller calls it once.
 func (r *restoreReconciler) reportRestoreOutcome(ctx context.Context, dr *dbv1.DatabaseRestore, job *batchv1.Job) error {
-	if job != nil && job.Annotations[annotationOutcome] != "" {
-		return nil
-	}
 	c := findCondition(dr.Status.Conditions, dbv1.ConditionSucceeded)
 	if c == nil || c.Status == metav1.ConditionUnknown {
+		return nil
+	}
+	// Keyed by the outcome, not just "reported": with backoffLimit above 0
+	// a retry can turn a reported failure into a success.
+	outcome := string(c.Status) + "/" + c.Reason
+	if job != nil && job.Annotations[annotationOutcome] == outcome {
 		return nil
 	}
 	var seconds float64
@@ -473,7 +476,7 @@ func (r *restoreReconciler) reportRestoreOutcome(ctx context.Context, dr *dbv1.D
 	if job == nil {
 		return nil
 	}
-	return r.annotateJob(ctx, job, annotationOutcome, string(c.Status))
+	return r.annotateJob(ctx, job, annotationOutcome, outcome)
 }
 
 // relatedJob is job as an Event's related object, or nil (a typed nil
