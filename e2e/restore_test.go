@@ -231,6 +231,8 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 	bu := backUpTwice(t, cl, srv, pgSource(dbName), db)
 	ctx := context.Background()
 
+	targets := map[string]string{}             // restore name -> target database
+	contents := map[string]map[string]string{} // restore name -> the target's fingerprint at the end
 	for _, tc := range []struct {
 		name, backup string
 		want         int // which backup's content
@@ -240,6 +242,7 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 		{"before", "before:" + bu.between.Format(time.RFC3339Nano), 0},
 	} {
 		target := srv.Name(t, "e2e_"+strings.ReplaceAll(tc.name, "-", "_"))
+		targets[tc.name] = target
 		rr := cl.runRestore(&dbv1.DatabaseRestore{
 			ObjectMeta: metav1.ObjectMeta{Name: tc.name},
 			Spec: dbv1.DatabaseRestoreSpec{
@@ -252,6 +255,7 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 		}
 		testdb.CompareFingerprints(t, srv.Fingerprint(t, srv.Connect(t, target)), bu.prints[tc.want])
 		srv.CheckTrigger(t, srv.Connect(t, target))
+		contents[tc.name] = srv.Fingerprint(t, srv.Connect(t, target))
 		cl.waitEvent(tc.name, dbv1.ReasonRestoreSucceeded)
 		cl.waitEvent(tc.name, "RestoreStarted")
 
@@ -346,6 +350,14 @@ func TestRestoreFromDatabaseBackup(t *testing.T) {
 			t.Fatalf("Job's controller reference = %+v", ref)
 		}
 		must(t, cl.c.Delete(ctx, dr))
+		eventually(t, 30*time.Second, func() error {
+			if err := cl.c.Get(ctx, client.ObjectKeyFromObject(dr), dr); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("DatabaseRestore still there: %v", err)
+			}
+			return nil
+		})
+		// The operator saw the deletion and left the restored database alone.
+		testdb.CompareFingerprints(t, srv.Fingerprint(t, srv.Connect(t, targets["first-id"])), contents["first-id"])
 	}
 }
 
