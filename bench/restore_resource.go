@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/internal/envtest"
@@ -39,6 +41,9 @@ type resourceRestore struct {
 
 // startResourceRestore starts the API server and lays out the pod's mounts.
 func (b *bench) startResourceRestore(ctx context.Context) (*resourceRestore, error) {
+	// envtest logs through controller-runtime's logger, which otherwise
+	// prints a stack trace about never having been set.
+	ctrllog.SetLogger(logr.Discard())
 	env, err := envtest.Start()
 	if err != nil {
 		return nil, fmt.Errorf("restore through a DatabaseRestore needs envtest (make envtest-assets): %w", err)
