@@ -276,7 +276,9 @@ func TestRestoreValidationRules(t *testing.T) {
 		}
 	}
 	del := func(path string) func(u *unstructured.Unstructured) {
-		return func(u *unstructured.Unstructured) { unstructured.RemoveNestedField(u.Object, strings.Split(path, ".")...) }
+		return func(u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, strings.Split(path, ".")...)
+		}
 	}
 	inline := map[string]any{"name": "vault", "type": "s3", "bucket": "backups", "prefix": "prod/orders", "secretName": "s3"}
 	type change = func(*unstructured.Unstructured)
