@@ -839,3 +839,43 @@ func TestRestorePendingUntilItCanStart(t *testing.T) {
 		return ""
 	})
 }
+
+// A Job of the restore's Job name that the restore does not control is never
+// adopted or run as the restore: the restore waits, saying so.
+func TestRestoreDoesNotAdoptAForeignJob(t *testing.T) {
+	h := start(t)
+	h.secrets()
+	h.create(newBackup("src"))
+	foreign := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: dbv1.RestoreJobName("taken"), Labels: map[string]string{controller.LabelManagedBy: controller.ManagedByValue}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "x", Image: "busybox"}},
+		}}},
+	}
+	h.create(foreign)
+	h.create(&dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "taken"},
+		Spec: dbv1.DatabaseRestoreSpec{
+			From:   dbv1.RestoreFrom{DatabaseBackup: "src"},
+			Target: dbv1.RestoreTarget{Type: dbv1.SourceTypePostgres, Host: "db.example.svc", Database: "copy"},
+		},
+	})
+	h.eventually("RestorePending about the foreign Job", func() string {
+		dr := &dbv1.DatabaseRestore{}
+		if err := h.c.Get(h.ctx, h.key("taken"), dr); err != nil {
+			return err.Error()
+		}
+		c := findCond(dr.Status.Conditions, dbv1.ConditionSucceeded)
+		if c == nil || c.Reason != dbv1.ReasonRestorePending || !strings.Contains(c.Message, "not controlled by DatabaseRestore taken") {
+			return fmt.Sprintf("Succeeded = %+v", c)
+		}
+		return ""
+	})
+	j := &batchv1.Job{}
+	if err := h.c.Get(h.ctx, h.key(foreign.Name), j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.OwnerReferences) != 0 {
+		t.Fatalf("the foreign Job was adopted: %+v", j.OwnerReferences)
+	}
+}

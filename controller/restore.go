@@ -100,6 +100,14 @@ func (r *restoreReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	}
 	job, err := r.restoreJob(ctx, &dr)
+	if foreign := (*foreignJobError)(nil); errors.As(err, &foreign) {
+		// Never adopted, never reported: the person who made it decides.
+		return reconcile.Result{RequeueAfter: restorePendingRecheck}, r.updateRestoreStatus(ctx, &dr, func(st *dbv1.DatabaseRestoreStatus, gen int64) {
+			if !restoreFinished(st) {
+				setRestoreCondition(st, "Unknown", dbv1.ReasonRestorePending, foreign.Error(), gen)
+			}
+		})
+	}
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -183,10 +191,18 @@ func (r *restoreReconciler) restoreJob(ctx context.Context, dr *dbv1.DatabaseRes
 	case err != nil:
 		return nil, fmt.Errorf("get Job %s: %w", key, err)
 	case !metav1.IsControlledBy(job, dr):
-		// Someone else's Job of that name: never adopt or report it.
-		return nil, fmt.Errorf("Job %s exists and is not controlled by DatabaseRestore %s", key, dr.Name)
+		return nil, &foreignJobError{job: key.Name, restore: dr.Name}
 	}
 	return job, nil
+}
+
+// foreignJobError is a Job of the restore's Job name that the restore does
+// not control (someone else's, or left from a deleted DatabaseRestore of the
+// same name).
+type foreignJobError struct{ job, restore string }
+
+func (e *foreignJobError) Error() string {
+	return fmt.Sprintf("Job %s exists and is not controlled by DatabaseRestore %s: delete it, or create the restore under another name", e.job, e.restore)
 }
 
 // finishRestore records a failure the job could not report itself.
