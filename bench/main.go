@@ -4,7 +4,8 @@
 //   - the limit, pg_dump -Fc -Z0 > /dev/null; the shell pipeline pg_dump |
 //     zstd -3 -T0 | rclone rcat; pg_dump -Fc to a file then rclone copy; and
 //     dbarchive backup to an S3 endpoint and to a local repo;
-//   - dbarchive restore against rclone cat | zstd -d | pg_restore;
+//   - dbarchive restore against rclone cat | zstd -d | pg_restore, and the
+//     same restore through a DatabaseRestore (the restore job on envtest);
 //   - dbarchive's peak memory for a small and a large exec: stream;
 //   - the operator's BenchmarkReconcile1000 on envtest.
 //
@@ -48,6 +49,7 @@ type bench struct {
 	dbaBackup  backupRef // the newest dbarchive backup on S3, for restore
 	peerObject string    // the newest pipeline object, for restore
 	dumpSize   int64     // the -Fc -Z0 dump's size (median)
+	resRestore *resourceRestore
 }
 
 var started = time.Now()
@@ -194,6 +196,10 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		if b.dumpSize == 0 {
 			b.dumpSize = dirSize(b.srv.objectPath(b.dbaBackup.prefix)) // unknown; rows are checked anyway
 		}
+		if b.resRestore, err = b.startResourceRestore(ctx); err != nil {
+			return err
+		}
+		defer b.resRestore.stop()
 		m, err := b.runGroup(ctx, "restore", rs, min(warmup, 1), runs)
 		if err != nil {
 			return err

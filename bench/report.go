@@ -93,6 +93,7 @@ func ratioSpecs(rssSizes [2]string) []ratioSpec {
 		{"peer_file_copy", "wall", "limit"},
 		{"dbarchive_restore", "wall", "peer_restore"},
 		{"dbarchive_restore", "cpu", "peer_restore"},
+		{"dbarchive_restore_resource", "wall", "dbarchive_restore"},
 		{"dbarchive_exec_" + rssSizes[1], "rss", "dbarchive_exec_" + rssSizes[0]},
 	}
 }
@@ -175,6 +176,8 @@ func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult)
 	ts = append(ts, judge(fmt.Sprintf("peak RSS: %s stream / %s stream", rssSizes[1], rssSizes[0]), v, ok, 1.10, "x", false, ""))
 	v, ok = ratio("dbarchive_restore", "wall_vs_peer_restore")
 	ts = append(ts, judge("restore: wall / peer restore", v, ok, 1.05, "x", false, ""))
+	v, ok = ratio("dbarchive_restore_resource", "wall_vs_dbarchive_restore")
+	ts = append(ts, judge("restore through a DatabaseRestore: wall / dbarchive restore", v, ok, 1.10, "x", false, ""))
 	if op != nil {
 		v, ok := op.Metrics["s/1000-backups"]
 		detail := op.Reason

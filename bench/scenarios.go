@@ -212,6 +212,23 @@ func (b *bench) restoreScenarios() []scenario {
 			after: check(restoreDBA, func() int64 { return dirSize(b.srv.objectPath(b.dbaBackup.prefix)) }),
 		},
 		{
+			name:  "dbarchive_restore_resource",
+			title: "DatabaseRestore of the same backup: dbarchive job restore (the restore pod's container)",
+			prepare: func(ctx context.Context, run string) error {
+				if err := reset(restoreRes)(ctx, run); err != nil {
+					return err
+				}
+				return b.resRestore.create(ctx, b, run)
+			},
+			cmd: func(run string) command { return b.resRestore.command(b, run) },
+			after: func(ctx context.Context, run string, out []byte, s *Sample) error {
+				if err := b.resRestore.check(ctx, run); err != nil {
+					return err
+				}
+				return check(restoreRes, func() int64 { return dirSize(b.srv.objectPath(b.dbaBackup.prefix)) })(ctx, run, out, s)
+			},
+		},
+		{
 			name:    "peer_restore",
 			title:   "createdb && rclone cat s3:… | zstd -d | pg_restore -d new",
 			prepare: reset(restorePeer),

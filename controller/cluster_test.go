@@ -343,3 +343,139 @@ func TestDeletingResourceRemovesItsObjects(t *testing.T) {
 		return ""
 	})
 }
+
+// A DatabaseRestore on the enforcing cluster, with the operator running with
+// exactly config/rbac: it may create the restore job's Role (which grants
+// what the operator itself holds) and the Job; a pod that exits 3 fails the
+// Job at once through its podFailurePolicy, and the restore ends
+// RestoreFailed with a Warning Event and a count in the metrics. Deleting
+// the DatabaseRestore removes the Job and the job's RBAC through the garbage
+// collector.
+func TestRestoreOnEnforcingCluster(t *testing.T) {
+	h := start(t, onCluster())
+	h.logOnFailure()
+	h.secrets()
+	h.create(newBackup("src"))
+	dr := &dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "back"},
+		Spec: dbv1.DatabaseRestoreSpec{
+			From: dbv1.RestoreFrom{DatabaseBackup: "src"},
+			Target: dbv1.RestoreTarget{Type: dbv1.SourceTypePostgres, Host: "db.example.svc", Database: "orders_copy", User: "restore",
+				PasswordSecretRef: &dbv1.SecretKeyRef{Name: "db", Key: "password"}},
+			CreateDatabase: true,
+		},
+	}
+	h.create(dr)
+	restore := func() *dbv1.DatabaseRestore {
+		got := &dbv1.DatabaseRestore{}
+		if err := h.c.Get(h.ctx, h.key("back"), got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	succeeded := func() string {
+		c := findCond(restore().Status.Conditions, dbv1.ConditionSucceeded)
+		if c == nil {
+			return "no Succeeded condition"
+		}
+		return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+	}
+	jobName := dbv1.RestoreJobName("back")
+	h.eventually("restore Job running", func() string {
+		if err := h.c.Get(h.ctx, h.key(jobName), &batchv1.Job{}); err != nil {
+			return err.Error()
+		}
+		if s := succeeded(); !strings.HasPrefix(s, "Unknown/RestoreRunning") {
+			return s
+		}
+		return ""
+	})
+	role := &rbacv1.Role{}
+	if err := h.c.Get(h.ctx, h.key(controller.RestoreRBACName("back")), role); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(role.Rules) != fmt.Sprint(controller.RestoreRoleRules("back", "src")) {
+		t.Errorf("restore Role rules %v", role.Rules)
+	}
+	h.waitEvent("back", corev1.EventTypeNormal, "RestoreStarted", jobName)
+
+	var pod *corev1.Pod
+	h.eventually("restore pod", func() string {
+		if pods := h.pods(jobName); len(pods) > 0 {
+			pod = &pods[0]
+			return ""
+		}
+		return "no pod yet"
+	})
+	now := metav1.Now()
+	pod.Status.Phase = corev1.PodFailed
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
+		Name: dbv1.RestoreContainerName, Image: pod.Spec.Containers[0].Image,
+		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: dbv1.JobExitPermanent, Reason: "Error", StartedAt: now, FinishedAt: now}},
+	}}
+	if err := h.c.Status().Update(h.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	h.eventuallyWithin(60*time.Second, "RestoreFailed", func() string {
+		if s := succeeded(); !strings.HasPrefix(s, "False/RestoreFailed") || !strings.Contains(s, jobName) || !strings.Contains(s, "exit code 3") {
+			return s
+		}
+		return ""
+	})
+	h.waitEvent("back", corev1.EventTypeWarning, dbv1.ReasonRestoreFailed, jobName)
+	if n := h.restoreMetric("failed"); n != 1 {
+		t.Errorf("dbarchive_restores_total{outcome=failed} = %v, want 1", n)
+	}
+	if restore().Status.CompletionTime == nil {
+		t.Error("completionTime not set")
+	}
+
+	if err := h.c.Delete(h.ctx, restore()); err != nil {
+		t.Fatal(err)
+	}
+	h.eventuallyWithin(60*time.Second, "the restore's Job and RBAC gone", func() string {
+		for _, o := range []client.Object{&batchv1.Job{}, &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+			name := controller.RestoreRBACName("back")
+			if _, ok := o.(*batchv1.Job); ok {
+				name = jobName
+			}
+			if err := h.c.Get(h.ctx, h.key(name), o); !apierrors.IsNotFound(err) {
+				return fmt.Sprintf("%T still there (%v)", o, err)
+			}
+		}
+		return ""
+	})
+}
+
+func findCond(conds []metav1.Condition, typ string) *metav1.Condition {
+	for i := range conds {
+		if conds[i].Type == typ {
+			return &conds[i]
+		}
+	}
+	return nil
+}
+
+// restoreMetric reads dbarchive_restores_total of the harness's namespace.
+func (h *harness) restoreMetric(outcome string) float64 {
+	h.t.Helper()
+	families, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "dbarchive_restores_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["namespace"] == h.ns && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

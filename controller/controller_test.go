@@ -796,3 +796,86 @@ func jobOfCronJob(cj *batchv1.CronJob, name string) *batchv1.Job {
 		Spec: *cj.Spec.JobTemplate.Spec.DeepCopy(),
 	}
 }
+
+// A restore whose DatabaseBackup or Secret does not exist yet waits as
+// RestorePending, naming what is missing, with no Job; it starts once they
+// exist.
+func TestRestorePendingUntilItCanStart(t *testing.T) {
+	h := start(t)
+	h.create(&dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "later"},
+		Spec: dbv1.DatabaseRestoreSpec{
+			From: dbv1.RestoreFrom{DatabaseBackup: "src"},
+			Target: dbv1.RestoreTarget{Type: dbv1.SourceTypePostgres, Host: "db.example.svc", Database: "copy",
+				PasswordSecretRef: &dbv1.SecretKeyRef{Name: "db", Key: "password"}},
+		},
+	})
+	pending := func(contains string) {
+		t.Helper()
+		h.eventually("RestorePending naming "+contains, func() string {
+			dr := &dbv1.DatabaseRestore{}
+			if err := h.c.Get(h.ctx, h.key("later"), dr); err != nil {
+				return err.Error()
+			}
+			c := findCond(dr.Status.Conditions, dbv1.ConditionSucceeded)
+			if c == nil || c.Status != metav1.ConditionUnknown || c.Reason != dbv1.ReasonRestorePending || !strings.Contains(c.Message, contains) {
+				return fmt.Sprintf("Succeeded = %+v", c)
+			}
+			return ""
+		})
+		if err := h.c.Get(h.ctx, h.key(dbv1.RestoreJobName("later")), &batchv1.Job{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("a Job exists while the restore cannot start: %v", err)
+		}
+	}
+	pending(`DatabaseBackup "src" does not exist`)
+	h.waitEvent("later", corev1.EventTypeWarning, dbv1.ReasonRestorePending, `"src"`)
+	h.create(newBackup("src"))
+	pending(`Secret "repo-creds" does not exist`)
+	h.secrets()
+	h.eventuallyWithin(90*time.Second, "the restore Job", func() string {
+		if err := h.c.Get(h.ctx, h.key(dbv1.RestoreJobName("later")), &batchv1.Job{}); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+}
+
+// A Job of the restore's Job name that the restore does not control is never
+// adopted or run as the restore: the restore waits, saying so.
+func TestRestoreDoesNotAdoptAForeignJob(t *testing.T) {
+	h := start(t)
+	h.secrets()
+	h.create(newBackup("src"))
+	foreign := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: dbv1.RestoreJobName("taken"), Labels: map[string]string{controller.LabelManagedBy: controller.ManagedByValue}},
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "x", Image: "busybox"}},
+		}}},
+	}
+	h.create(foreign)
+	h.create(&dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "taken"},
+		Spec: dbv1.DatabaseRestoreSpec{
+			From:   dbv1.RestoreFrom{DatabaseBackup: "src"},
+			Target: dbv1.RestoreTarget{Type: dbv1.SourceTypePostgres, Host: "db.example.svc", Database: "copy"},
+		},
+	})
+	h.eventually("RestorePending about the foreign Job", func() string {
+		dr := &dbv1.DatabaseRestore{}
+		if err := h.c.Get(h.ctx, h.key("taken"), dr); err != nil {
+			return err.Error()
+		}
+		c := findCond(dr.Status.Conditions, dbv1.ConditionSucceeded)
+		if c == nil || c.Reason != dbv1.ReasonRestorePending || !strings.Contains(c.Message, "not controlled by DatabaseRestore taken") {
+			return fmt.Sprintf("Succeeded = %+v", c)
+		}
+		return ""
+	})
+	j := &batchv1.Job{}
+	if err := h.c.Get(h.ctx, h.key(foreign.Name), j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.OwnerReferences) != 0 {
+		t.Fatalf("the foreign Job was adopted: %+v", j.OwnerReferences)
+	}
+}

@@ -59,30 +59,40 @@ func needsJobRBAC(b *dbv1.DatabaseBackup) bool {
 // that they go with it. One set per resource, so that a job's token can
 // touch only its own resource.
 func (r *Reconciler) ensureJobRBAC(ctx context.Context, b *dbv1.DatabaseBackup) error {
-	name := JobRBACName(b.Name)
-	meta := func() metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: b.Namespace} }
+	ownSA := b.Spec.PodTemplate == nil || b.Spec.PodTemplate.ServiceAccountName == ""
+	return r.ensureRBAC(ctx, b, JobRBACName(b.Name), map[string]string{LabelManagedBy: ManagedByValue, LabelBackup: b.Name},
+		JobRoleRules(b.Name), jobServiceAccount(b), ownSA)
+}
+
+// ensureRBAC makes a job's ServiceAccount sa (when ownSA; else sa is the
+// user's and is left alone), and the Role (rules) and RoleBinding name that
+// bind them, each controlled by owner so that they go with it.
+func (r *Reconciler) ensureRBAC(ctx context.Context, owner client.Object, name string, labels map[string]string,
+	rules []rbacv1.PolicyRule, sa string, ownSA bool) error {
+	ns := owner.GetNamespace()
+	meta := func() metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
 	own := func(o client.Object) error {
-		o.SetLabels(mergeMaps(o.GetLabels(), map[string]string{LabelManagedBy: ManagedByValue, LabelBackup: b.Name}))
-		return controllerutil.SetControllerReference(b, o, r.Scheme)
+		o.SetLabels(mergeMaps(o.GetLabels(), labels))
+		return controllerutil.SetControllerReference(owner, o, r.Scheme)
 	}
 
-	if b.Spec.PodTemplate == nil || b.Spec.PodTemplate.ServiceAccountName == "" {
+	if ownSA {
 		sa := &corev1.ServiceAccount{ObjectMeta: meta()}
 		if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, sa, func() error { return own(sa) }); err != nil {
-			return rejectedOr(err, "ServiceAccount "+name, fmt.Errorf("ServiceAccount %s/%s: %w", b.Namespace, name, err))
+			return rejectedOr(err, "ServiceAccount "+name, fmt.Errorf("ServiceAccount %s/%s: %w", ns, name, err))
 		}
 	}
 	role := &rbacv1.Role{ObjectMeta: meta()}
 	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, role, func() error {
-		if want := JobRoleRules(b.Name); !equality.Semantic.DeepEqual(role.Rules, want) {
-			role.Rules = want
+		if !equality.Semantic.DeepEqual(role.Rules, rules) {
+			role.Rules = rules
 		}
 		return own(role)
 	}); err != nil {
-		return rejectedOr(err, "Role "+name, fmt.Errorf("Role %s/%s: %w", b.Namespace, name, err))
+		return rejectedOr(err, "Role "+name, fmt.Errorf("Role %s/%s: %w", ns, name, err))
 	}
 	binding := &rbacv1.RoleBinding{ObjectMeta: meta()}
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: jobServiceAccount(b), Namespace: b.Namespace}}
+	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}
 	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, binding, func() error {
 		if !equality.Semantic.DeepEqual(binding.Subjects, subjects) {
 			binding.Subjects = subjects
@@ -91,7 +101,7 @@ func (r *Reconciler) ensureJobRBAC(ctx context.Context, b *dbv1.DatabaseBackup) 
 		binding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
 		return own(binding)
 	}); err != nil {
-		return rejectedOr(err, "RoleBinding "+name, fmt.Errorf("RoleBinding %s/%s: %w", b.Namespace, name, err))
+		return rejectedOr(err, "RoleBinding "+name, fmt.Errorf("RoleBinding %s/%s: %w", ns, name, err))
 	}
 	return nil
 }

@@ -15,7 +15,9 @@ type Metrics struct {
 	// The newest restore drill: when one last passed, and how long its
 	// restore took (the recovery time a real restore can expect).
 	verifiedAt      *prometheus.GaugeVec
-	restoreDuration *prometheus.GaugeVec
+	drillDuration   *prometheus.GaugeVec
+	restores        *prometheus.CounterVec
+	restoreDuration *prometheus.HistogramVec
 }
 
 // NewMetrics creates the series and registers them with reg (in the operator:
@@ -38,13 +40,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dbarchive_verification_last_success_timestamp_seconds",
 			Help: "Unix time at which a restore drill of a DatabaseBackup's backup last passed.",
 		}, []string{"namespace", "name"}),
-		restoreDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dbarchive_restore_duration_seconds",
+		// Not dbarchive_restore_duration_seconds, which is the
+		// DatabaseRestores' histogram: one name, one type.
+		drillDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbarchive_verification_restore_duration_seconds",
 			Help: "Seconds the newest restore drill of a DatabaseBackup took to read, check and load its backup.",
 		}, []string{"namespace", "name"}),
+		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbarchive_restores_total",
+			Help: "Finished DatabaseRestores by outcome (succeeded, failed, target_not_empty).",
+		}, []string{"namespace", "outcome"}),
+		restoreDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dbarchive_restore_duration_seconds",
+			Help: "Duration of finished DatabaseRestores, from the job's start to its report.",
+			// 10 s to about 11 hours.
+			Buckets: prometheus.ExponentialBuckets(10, 2, 13),
+		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.verifiedAt, m.restoreDuration} {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.restores, m.restoreDuration, m.verifiedAt, m.drillDuration} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -88,7 +102,7 @@ func (m *Metrics) forget(namespace, name string) {
 	m.failures.DeleteLabelValues(namespace, name)
 	m.running.DeleteLabelValues(namespace, name)
 	m.verifiedAt.DeleteLabelValues(namespace, name)
-	m.restoreDuration.DeleteLabelValues(namespace, name)
+	m.drillDuration.DeleteLabelValues(namespace, name)
 }
 
 // setVerification exports the newest drill's outcome.
@@ -100,6 +114,18 @@ func (m *Metrics) setVerification(namespace, name string, lv *dbv1.LastVerificat
 		m.verifiedAt.WithLabelValues(namespace, name).Set(float64(lv.LastSuccessTime.Unix()))
 	}
 	if lv.RestoreDuration != nil {
-		m.restoreDuration.WithLabelValues(namespace, name).Set(lv.RestoreDuration.Seconds())
+		m.drillDuration.WithLabelValues(namespace, name).Set(lv.RestoreDuration.Seconds())
+	}
+}
+
+// countRestore records one finished restore; duration is 0 when unknown
+// (the job never started) and then not observed.
+func (m *Metrics) countRestore(namespace, outcome string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.restores.WithLabelValues(namespace, outcome).Inc()
+	if seconds > 0 {
+		m.restoreDuration.WithLabelValues(outcome).Observe(seconds)
 	}
 }

@@ -48,14 +48,75 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 	}
 	if src := b.Spec.Source; src != nil && src.PasswordSecretRef != nil {
 		// By reference only: the kubelet resolves it; the Job never holds it.
-		env = append(env, corev1.EnvVar{Name: dbv1.JobEnvSourcePassword, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: src.PasswordSecretRef.Name},
-				Key:                  src.PasswordSecretRef.Key,
+		env = append(env, secretEnv(dbv1.JobEnvSourcePassword, src.PasswordSecretRef))
+	}
+	spec := buildJobSpec(podJob{
+		container:      dbv1.JobContainerName,
+		command:        dbv1.JobCommand,
+		env:            env,
+		repo:           repo,
+		image:          image,
+		resources:      b.Spec.Resources,
+		backoffLimit:   backoff,
+		deadline:       jobDeadline(b, trigger),
+		serviceAccount: jobServiceAccount(b),
+		labels:         commonLabels(b, trigger),
+		podTemplate:    b.Spec.PodTemplate,
+	})
+	pod := &spec.Template.Spec
+	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
+		// Only the one key, and it holds public keys: the backup pod never
+		// receives anything that decrypts.
+		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  e.RecipientsSecret.Name,
+				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
+				DefaultMode: ptr.To[int32](0o444),
 			},
 		}})
+		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
 	}
+	if drills(b, trigger) {
+		addDrillVolume(pod, b.Spec.Verification)
+	}
+	return spec
+}
 
+// secretEnv is an environment variable set from a Secret key by reference:
+// the kubelet resolves it, the Job never holds the value.
+func secretEnv(name string, ref *dbv1.SecretKeyRef) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name},
+			Key:                  ref.Key,
+		},
+	}}
+}
+
+// podJob is what differs between the Jobs the operator makes (backups and
+// restores); buildJobSpec adds what they share: the repo's mounts, the
+// sandbox, the failure policy.
+type podJob struct {
+	container      string
+	command        []string
+	env            []corev1.EnvVar
+	repo           *dbv1.Repo
+	image          string
+	resources      corev1.ResourceRequirements
+	backoffLimit   int32
+	deadline       int64
+	serviceAccount string
+	labels         map[string]string
+	podTemplate    *dbv1.PodTemplate
+}
+
+// buildJobSpec is the Job of one run of `dbarchive job`: one container in
+// the job sandbox (non-root, read-only root filesystem, no capabilities),
+// the repo's Secret, CA bundle and volume mounted, Secrets only by
+// reference.
+func buildJobSpec(p podJob) batchv1.JobSpec {
+	repo := p.repo
+	env := p.env
 	volumes := []corev1.Volume{{
 		Name:         volumeTmp,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
@@ -77,18 +138,6 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeCABundle, MountPath: dbv1.CABundleMountPath, ReadOnly: true})
 	}
-	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
-		// Only the one key, and it holds public keys: the backup pod never
-		// receives anything that decrypts.
-		volumes = append(volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{
-				SecretName:  e.RecipientsSecret.Name,
-				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
-				DefaultMode: ptr.To[int32](0o444),
-			},
-		}})
-		mounts = append(mounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
-	}
 	if repo.Type == dbv1.RepoTypeFS && repo.FS != nil {
 		volumes = append(volumes, corev1.Volume{Name: volumeRepo, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: repo.FS.ClaimName},
@@ -97,12 +146,12 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 	}
 
 	spec := batchv1.JobSpec{
-		BackoffLimit: ptr.To(backoff),
+		BackoffLimit: ptr.To(p.backoffLimit),
 		PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
 			// A permanent failure fails the Job now: retrying would dump the
 			// database again for nothing.
 			{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
-				ContainerName: ptr.To(dbv1.JobContainerName),
+				ContainerName: ptr.To(p.container),
 				Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
 				Values:        []int32{dbv1.JobExitPermanent},
 			}},
@@ -112,11 +161,11 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 				Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
 			}}},
 		}},
-		ActiveDeadlineSeconds: ptr.To(jobDeadline(b, trigger)),
+		ActiveDeadlineSeconds: ptr.To(p.deadline),
 		Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Labels: commonLabels(b, trigger)},
+			ObjectMeta: metav1.ObjectMeta{Labels: p.labels},
 			Spec: corev1.PodSpec{
-				ServiceAccountName: jobServiceAccount(b),
+				ServiceAccountName: p.serviceAccount,
 				RestartPolicy:      corev1.RestartPolicyNever,
 				SecurityContext: &corev1.PodSecurityContext{
 					RunAsNonRoot:   ptr.To(true),
@@ -126,11 +175,11 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 					SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 				},
 				Containers: []corev1.Container{{
-					Name:         dbv1.JobContainerName,
-					Image:        image,
-					Command:      append([]string(nil), dbv1.JobCommand...),
+					Name:         p.container,
+					Image:        p.image,
+					Command:      append([]string(nil), p.command...),
 					Env:          env,
-					Resources:    *b.Spec.Resources.DeepCopy(),
+					Resources:    *p.resources.DeepCopy(),
 					VolumeMounts: mounts,
 					SecurityContext: &corev1.SecurityContext{
 						RunAsNonRoot:             ptr.To(true),
@@ -145,21 +194,18 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 			},
 		},
 	}
-	if drills(b, trigger) {
-		addDrillVolume(&spec.Template.Spec, b.Spec.Verification)
-	}
-	applyPodTemplate(&spec.Template, b.Spec.PodTemplate, trigger, b)
+	applyPodTemplate(&spec.Template, p.podTemplate, p.labels)
 	return spec
 }
 
 // applyPodTemplate adds the spec's pod overrides. The operator's labels win
 // over the user's, so that its selectors keep working.
-func applyPodTemplate(t *corev1.PodTemplateSpec, pt *dbv1.PodTemplate, trigger string, b *dbv1.DatabaseBackup) {
+func applyPodTemplate(t *corev1.PodTemplateSpec, pt *dbv1.PodTemplate, labels map[string]string) {
 	if pt == nil {
 		return
 	}
 	if len(pt.Labels) > 0 {
-		t.Labels = mergeMaps(pt.Labels, commonLabels(b, trigger))
+		t.Labels = mergeMaps(pt.Labels, labels)
 	}
 	if len(pt.Annotations) > 0 {
 		t.Annotations = mergeMaps(nil, pt.Annotations)

@@ -44,8 +44,8 @@ const (
 	secretMissingRecheck = time.Minute
 )
 
-// Reconciler reconciles DatabaseBackups. Build it with its fields set and
-// call SetupWithManager.
+// Reconciler reconciles DatabaseBackups, and, with the same settings,
+// DatabaseRestores. Build it with its fields set and call SetupWithManager.
 type Reconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
@@ -148,6 +148,18 @@ func (r *Reconciler) SetupWithManagerAs(mgr ctrl.Manager, rec reconcile.Reconcil
 	// list, and a Job's progress arrives as an update.
 	specChanged := builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}))
 	notOwnCreate := builder.WithPredicates(predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		// The job's status reports wake it too: the operator turns them
+		// into Events and metrics.
+		For(&dbv1.DatabaseRestore{}).
+		Owns(&batchv1.Job{}, notOwnCreate).
+		// A restore waiting for its DatabaseBackup starts when it appears.
+		Watches(&dbv1.DatabaseBackup{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfBackup)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Named("databaserestore").
+		Complete(&restoreReconciler{r}); err != nil {
+		return fmt.Errorf("set up the DatabaseRestore controller: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dbv1.DatabaseBackup{}, specChanged).
 		Owns(&batchv1.CronJob{}, notOwnCreate).

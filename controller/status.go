@@ -24,7 +24,12 @@ import (
 // reader can tell a condition about the current spec from a stale one.
 // lastTransitionTime changes only when the status does.
 func setCondition(st *dbv1.DatabaseBackupStatus, typ, status, reason, message string, gen int64) {
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+	setConditionIn(&st.Conditions, typ, status, reason, message, gen)
+}
+
+// setConditionIn is setCondition on any list of conditions.
+func setConditionIn(conds *[]metav1.Condition, typ, status, reason, message string, gen int64) {
+	meta.SetStatusCondition(conds, metav1.Condition{
 		Type:               typ,
 		Status:             metav1.ConditionStatus(status),
 		Reason:             reason,

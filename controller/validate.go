@@ -63,27 +63,37 @@ func (r *Reconciler) validate(ctx context.Context, b *dbv1.DatabaseBackup) (*pro
 // checkServiceAccount reports a podTemplate.serviceAccountName that does not
 // exist: the Job's pods could not be created.
 func (r *Reconciler) checkServiceAccount(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
-	pt := b.Spec.PodTemplate
+	return r.serviceAccountProblem(ctx, b.Namespace, b.Spec.PodTemplate)
+}
+
+// serviceAccountProblem reports a podTemplate.serviceAccountName of pt that
+// does not exist in namespace ns.
+func (r *Reconciler) serviceAccountProblem(ctx context.Context, ns string, pt *dbv1.PodTemplate) (*problem, error) {
 	if pt == nil || pt.ServiceAccountName == "" {
 		return nil, nil
 	}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: pt.ServiceAccountName}, &corev1.ServiceAccount{})
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: pt.ServiceAccountName}, &corev1.ServiceAccount{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return &problem{
 			reason:  dbv1.ReasonServiceAccountMissing,
-			message: fmt.Sprintf("podTemplate.serviceAccountName: ServiceAccount %q does not exist in namespace %s", pt.ServiceAccountName, b.Namespace),
+			message: fmt.Sprintf("podTemplate.serviceAccountName: ServiceAccount %q does not exist in namespace %s", pt.ServiceAccountName, ns),
 			recheck: secretMissingRecheck,
 		}, nil
 	case err != nil:
-		return nil, fmt.Errorf("get ServiceAccount %s/%s: %w", b.Namespace, pt.ServiceAccountName, err)
+		return nil, fmt.Errorf("get ServiceAccount %s/%s: %w", ns, pt.ServiceAccountName, err)
 	}
 	return nil, nil
 }
 
 // checkImage refuses a spec.image the operator's policy does not allow.
 func (r *Reconciler) checkImage(b *dbv1.DatabaseBackup) *problem {
-	img := b.Spec.Image
+	return r.imageProblem(b.Spec.Image)
+}
+
+// imageProblem refuses a spec.image img the operator's policy does not
+// allow; "" is the default image.
+func (r *Reconciler) imageProblem(img string) *problem {
 	if img == "" || img == r.defaultJobImage() {
 		return nil
 	}
@@ -276,24 +286,30 @@ func neededSecrets(s *dbv1.DatabaseBackupSpec) []secretRef {
 // checkSecrets reports the first Secret or key the spec names that does not
 // exist. It reads Secrets uncached and looks only at key names.
 func (r *Reconciler) checkSecrets(ctx context.Context, b *dbv1.DatabaseBackup) (*problem, error) {
+	return r.checkSecretRefs(ctx, b.Namespace, neededSecrets(&b.Spec))
+}
+
+// checkSecretRefs reports the first of refs, in namespace ns, that does not
+// exist, reading Secrets uncached and looking only at key names.
+func (r *Reconciler) checkSecretRefs(ctx context.Context, ns string, refs []secretRef) (*problem, error) {
 	fetched := map[string]*corev1.Secret{}
-	for _, ref := range neededSecrets(&b.Spec) {
+	for _, ref := range refs {
 		sec, ok := fetched[ref.name]
 		if !ok {
 			sec = &corev1.Secret{}
-			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: ref.name}, sec)
+			err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.name}, sec)
 			switch {
 			case apierrors.IsNotFound(err):
 				sec = nil
 			case err != nil:
-				return nil, fmt.Errorf("get Secret %s/%s for %s: %w", b.Namespace, ref.name, ref.field, err)
+				return nil, fmt.Errorf("get Secret %s/%s for %s: %w", ns, ref.name, ref.field, err)
 			}
 			fetched[ref.name] = sec
 		}
 		if sec == nil {
 			return &problem{
 				reason:  dbv1.ReasonSecretMissing,
-				message: fmt.Sprintf("%s: Secret %q does not exist in namespace %s", ref.field, ref.name, b.Namespace),
+				message: fmt.Sprintf("%s: Secret %q does not exist in namespace %s", ref.field, ref.name, ns),
 				recheck: secretMissingRecheck,
 			}, nil
 		}

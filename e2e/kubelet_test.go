@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
@@ -186,25 +187,33 @@ func (k *kubelet) kubeconfig(ns, sa string) string {
 func (k *kubelet) finishJob(ctx context.Context, j *batchv1.Job, start metav1.Time, ok bool) {
 	k.t.Helper()
 	now := metav1.Now()
-	fresh := &batchv1.Job{}
-	must(k.t, k.c.Get(ctx, client.ObjectKeyFromObject(j), fresh))
-	fresh.Status.StartTime = &start
-	cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
-		return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, LastProbeTime: now, LastTransitionTime: now}
-	}
-	if ok {
-		fresh.Status.Succeeded = 1
-		fresh.Status.CompletionTime = &now
-		fresh.Status.Conditions = append(fresh.Status.Conditions,
-			cond(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached),
-			cond(batchv1.JobComplete, batchv1.JobReasonCompletionsReached))
-	} else {
-		fresh.Status.Failed = 1
-		fresh.Status.Conditions = append(fresh.Status.Conditions,
-			cond(batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded),
-			cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded))
-	}
-	if err := k.c.Status().Update(ctx, fresh); err != nil {
+	// The operator may annotate the Job meanwhile (an outcome the job
+	// reported before its pod ended): read and write again on a conflict,
+	// as the Job controller does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		fresh := &batchv1.Job{}
+		if err := k.c.Get(ctx, client.ObjectKeyFromObject(j), fresh); err != nil {
+			return err
+		}
+		fresh.Status.StartTime = &start
+		cond := func(t batchv1.JobConditionType, reason string) batchv1.JobCondition {
+			return batchv1.JobCondition{Type: t, Status: corev1.ConditionTrue, Reason: reason, LastProbeTime: now, LastTransitionTime: now}
+		}
+		if ok {
+			fresh.Status.Succeeded = 1
+			fresh.Status.CompletionTime = &now
+			fresh.Status.Conditions = append(fresh.Status.Conditions,
+				cond(batchv1.JobSuccessCriteriaMet, batchv1.JobReasonCompletionsReached),
+				cond(batchv1.JobComplete, batchv1.JobReasonCompletionsReached))
+		} else {
+			fresh.Status.Failed = 1
+			fresh.Status.Conditions = append(fresh.Status.Conditions,
+				cond(batchv1.JobFailureTarget, batchv1.JobReasonBackoffLimitExceeded),
+				cond(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded))
+		}
+		return k.c.Status().Update(ctx, fresh)
+	})
+	if err != nil {
 		k.t.Fatalf("mark job %s finished: %v", j.Name, err)
 	}
 }

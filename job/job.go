@@ -332,6 +332,22 @@ func defaultRepo(db *dbv1.DatabaseBackup, trigger string) string {
 // repoConfig builds the driver config of repo from the resource and the
 // mounted Secret files.
 func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.Config, error) {
+	bucket := r.Env.Bucket
+	if bucket == "" {
+		bucket = repo.ResolvedBucket(db.Name)
+	}
+	cfg, err := driverConfig(r.Env.MountRoot, repo, bucket)
+	// The article's bucketNamePrefix buckets are the operator's to make, and
+	// the repo's directory inside an fs volume the job's.
+	cfg.CreateBucket = repo.Type == dbv1.RepoTypeFS || (repo.Bucket == "" && repo.BucketNamePrefix != "")
+	return cfg, err
+}
+
+// driverConfig is the driver config of repo, whose bucket (for an object
+// store) is bucket, with the Secret files mounted under mountRoot (see
+// EnvMountRoot). It creates nothing: CreateBucket is false.
+func driverConfig(mountRoot string, repo *dbv1.Repo, bucket string) (drivers.Config, error) {
+	path := func(p string) string { return filepath.Join(mountRoot, p) }
 	cfg := drivers.Config{
 		Name:         repo.Name,
 		Type:         string(repo.Type),
@@ -341,18 +357,12 @@ func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.C
 		PathStyle:    repo.PathStyle,
 	}
 	if repo.Type == dbv1.RepoTypeFS {
-		cfg.Path = r.Env.path(repo.FSRepoDir())
-		cfg.CreateBucket = true // the directory inside the volume
+		cfg.Path = path(repo.FSRepoDir())
 	} else {
-		cfg.Bucket = r.Env.Bucket
-		if cfg.Bucket == "" {
-			cfg.Bucket = repo.ResolvedBucket(db.Name)
-		}
-		// The article's bucketNamePrefix buckets are the operator's to make.
-		cfg.CreateBucket = repo.Bucket == "" && repo.BucketNamePrefix != ""
+		cfg.Bucket = bucket
 	}
 	if repo.SecretName != "" {
-		secrets, err := readSecretDir(r.Env.path(dbv1.RepoSecretMountPath))
+		secrets, err := readSecretDir(path(dbv1.RepoSecretMountPath))
 		if err != nil {
 			return cfg, fmt.Errorf("repo %q: Secret %s: %w", repo.Name, repo.SecretName, err)
 		}
@@ -361,7 +371,7 @@ func (r *Runner) repoConfig(db *dbv1.DatabaseBackup, repo *dbv1.Repo) (drivers.C
 		}
 	}
 	if repo.CABundle != nil {
-		pem, err := os.ReadFile(r.Env.path(filepath.Join(dbv1.CABundleMountPath, dbv1.CABundleFile)))
+		pem, err := os.ReadFile(path(filepath.Join(dbv1.CABundleMountPath, dbv1.CABundleFile)))
 		if err != nil {
 			return cfg, fmt.Errorf("repo %q: caBundle: %w", repo.Name, err)
 		}
@@ -422,14 +432,7 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 	var raw string
 	switch s.Type {
 	case dbv1.SourceTypePostgres, dbv1.SourceTypeMySQL:
-		u := url.URL{Scheme: string(s.Type), Host: s.Host, Path: "/" + s.Database}
-		if s.Port != 0 {
-			u.Host += ":" + strconv.Itoa(int(s.Port))
-		}
-		if s.User != "" {
-			u.User = url.User(s.User)
-		}
-		raw = u.String()
+		raw = databaseURL(s.Type, s.Host, s.Port, s.Database, s.User)
 	case dbv1.SourceTypeHTTP:
 		raw = s.URL
 	case dbv1.SourceTypeExec:
@@ -448,6 +451,18 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 		return nil, fmt.Errorf("spec.source: %w", err)
 	}
 	return src, nil
+}
+
+// databaseURL is the source URL of a database, without a password.
+func databaseURL(typ dbv1.SourceType, host string, port int32, database, user string) string {
+	u := url.URL{Scheme: string(typ), Host: host, Path: "/" + database}
+	if port != 0 {
+		u.Host += ":" + strconv.Itoa(int(port))
+	}
+	if user != "" {
+		u.User = url.User(user)
+	}
+	return u.String()
 }
 
 // report writes the outcome into status.conditions (and lastBackup) with an

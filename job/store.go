@@ -2,6 +2,7 @@ package job
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -69,4 +70,56 @@ func (s *restStore) Get(ctx context.Context, key types.NamespacedName) (*dbv1.Da
 func (s *restStore) UpdateStatus(ctx context.Context, db *dbv1.DatabaseBackup) error {
 	return s.rc.Put().Namespace(db.Namespace).Resource(resource).Name(db.Name).SubResource("status").
 		Body(db).Do(ctx).Into(db)
+}
+
+// RestoreStore is all the restore job needs of the API server, as its Role
+// allows: read its DatabaseRestore and the DatabaseBackup it names, and
+// patch the DatabaseRestore's status.
+type RestoreStore interface {
+	GetRestore(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseRestore, error)
+	GetBackup(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseBackup, error)
+	// PatchRestoreStatus replaces dr's status by a merge patch that carries
+	// dr's resourceVersion as an optimistic lock: a stale version is a
+	// Conflict error.
+	PatchRestoreStatus(ctx context.Context, dr *dbv1.DatabaseRestore) error
+}
+
+// NewRestoreStore is a RestoreStore on the API server cfg points at (see
+// NewStore for how it is found when cfg is nil).
+func NewRestoreStore(cfg *rest.Config) (RestoreStore, error) {
+	if cfg == nil {
+		var err error
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("find the Kubernetes API server: %w", err)
+		}
+	}
+	s, err := NewStoreFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.(*restStore), nil
+}
+
+func (s *restStore) GetRestore(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseRestore, error) {
+	out := &dbv1.DatabaseRestore{}
+	err := s.rc.Get().Namespace(key.Namespace).Resource("databaserestores").Name(key.Name).Do(ctx).Into(out)
+	return out, err
+}
+
+func (s *restStore) GetBackup(ctx context.Context, key types.NamespacedName) (*dbv1.DatabaseBackup, error) {
+	return s.Get(ctx, key)
+}
+
+func (s *restStore) PatchRestoreStatus(ctx context.Context, dr *dbv1.DatabaseRestore) error {
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": dr.ResourceVersion},
+		"status":   dr.Status,
+	})
+	if err != nil {
+		return err
+	}
+	return s.rc.Patch(types.MergePatchType).Namespace(dr.Namespace).Resource("databaserestores").Name(dr.Name).
+		SubResource("status").Body(patch).Do(ctx).Into(dr)
 }

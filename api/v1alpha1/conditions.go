@@ -116,3 +116,27 @@ func (st *DatabaseBackupStatus) RecordRun(run BackupRun, reason string) {
 		st.LastFailure = &BackupFailure{Time: run.FinishedTime, Reason: reason, Message: run.Message, Job: run.Job}
 	}
 }
+
+// Reasons of a DatabaseRestore's Succeeded condition.
+const (
+	// ReasonRestorePending: the restore cannot start yet (the
+	// DatabaseBackup, a Secret or a key it needs does not exist); the
+	// operator retries, and the message says what is missing.
+	ReasonRestorePending = "RestorePending"
+	// ReasonRestoreRunning: the restore Job is running.
+	ReasonRestoreRunning = "RestoreRunning"
+	// ReasonRestoreSucceeded: the backup was restored into the target.
+	ReasonRestoreSucceeded = "RestoreSucceeded"
+	// ReasonRestoreFailed: the restore failed; the message says why, naming
+	// the backup when one was resolved. The target was left as it was
+	// (or dropped, when the job created it) except for a MariaDB restore
+	// with overwrite, which is not transactional.
+	ReasonRestoreFailed = "RestoreFailed"
+	// ReasonTargetNotEmpty: the target database holds tables and
+	// spec.overwrite is false; nothing was written.
+	ReasonTargetNotEmpty = "TargetNotEmpty"
+)
+
+// MessageRestoreSucceeded is the message of a DatabaseRestore's
+// Succeeded=True.
+const MessageRestoreSucceeded = "Database has been restored"

@@ -161,3 +161,46 @@ func ManualJobName(backupName string, t time.Time) string {
 	sum := sha256.Sum256([]byte(t.UTC().Format(time.RFC3339Nano)))
 	return backupName + "-manual-" + hex.EncodeToString(sum[:4])
 }
+
+// The restore job's side of the contract: the same image and binary as the
+// backup job, in restore mode.
+
+// RestoreContainerName is the name of the restore container in the pod.
+const RestoreContainerName = "restore"
+
+// RestoreJobCommand is the restore container's command.
+var RestoreJobCommand = []string{"dbarchive", "job", "restore"}
+
+// Environment variables of the restore container, besides JobEnvNamespace,
+// JobEnvJobName, JobEnvRepo and JobEnvBucket, which mean what they mean for
+// a backup. None carries a secret value.
+const (
+	// JobEnvRestoreName is the DatabaseRestore's name.
+	JobEnvRestoreName = "RESTORE_RESOURCE_NAME"
+	// JobEnvTargetPassword is the target's password, from
+	// spec.target.passwordSecretRef by secretKeyRef. Absent when unset.
+	JobEnvTargetPassword = "DBARCHIVE_TARGET_PASSWORD"
+)
+
+// RestoreJobName is the one Job of a DatabaseRestore.
+func RestoreJobName(restoreName string) string { return restoreName + "-restore" }
+
+// ResolveRepo is the repo a DatabaseRestore reads from when it names the
+// DatabaseBackup db: spec.from.repoName, else the repo of db's last backup,
+// else db's only repo. It returns nil and why when there is none.
+func (r *DatabaseRestore) ResolveRepo(db *DatabaseBackup) (*Repo, string) {
+	name := r.Spec.From.RepoName
+	switch {
+	case name != "":
+	case db.Status.LastBackup != nil && db.Status.LastBackup.Repo != "":
+		name = db.Status.LastBackup.Repo
+	case len(db.Spec.Repos) == 1:
+		name = db.Spec.Repos[0].Name
+	default:
+		return nil, "spec.from.repoName is needed: DatabaseBackup " + db.Name + " has several repos and no backup yet"
+	}
+	if repo := db.Spec.RepoByName(name); repo != nil {
+		return repo, ""
+	}
+	return nil, "repo " + name + " is not in spec.repos of DatabaseBackup " + db.Name
+}

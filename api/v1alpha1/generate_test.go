@@ -62,9 +62,10 @@ func TestGeneratedFilesAreFresh(t *testing.T) {
 	run(tmp, "object", "paths=./api/...")
 
 	for gotPath, committed := range map[string]string{
-		filepath.Join(tmp, "crd", "database.sample.third.party_databasebackups.yaml"): filepath.Join(root, "config", "crd", "bases", "database.sample.third.party_databasebackups.yaml"),
-		filepath.Join(tmp, "rbac", "role.yaml"):                                       filepath.Join(root, "config", "rbac", "role.yaml"),
-		filepath.Join(pkg, "zz_generated.deepcopy.go"):                                filepath.Join(root, "api", "v1alpha1", "zz_generated.deepcopy.go"),
+		filepath.Join(tmp, "crd", "database.sample.third.party_databasebackups.yaml"):  filepath.Join(root, "config", "crd", "bases", "database.sample.third.party_databasebackups.yaml"),
+		filepath.Join(tmp, "crd", "database.sample.third.party_databaserestores.yaml"): filepath.Join(root, "config", "crd", "bases", "database.sample.third.party_databaserestores.yaml"),
+		filepath.Join(tmp, "rbac", "role.yaml"):                                        filepath.Join(root, "config", "rbac", "role.yaml"),
+		filepath.Join(pkg, "zz_generated.deepcopy.go"):                                 filepath.Join(root, "api", "v1alpha1", "zz_generated.deepcopy.go"),
 	} {
 		want, err := os.ReadFile(gotPath)
 		if err != nil {

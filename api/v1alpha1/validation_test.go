@@ -268,3 +268,121 @@ func TestSamplesServerDryRun(t *testing.T) {
 		t.Error("the article's DatabaseBackup is not among the samples")
 	}
 }
+
+// validRestore is a DatabaseRestore every rule accepts; each case breaks one
+// thing.
+const validRestore = `
+apiVersion: database.sample.third.party/v1alpha1
+kind: DatabaseRestore
+metadata:
+  name: orders-restore
+spec:
+  from:
+    databaseBackup: orders
+    repoName: cos
+  backup: latest
+  target:
+    type: postgres
+    host: db
+    database: orders_copy
+    passwordSecretRef: {name: db, key: password}
+  createDatabase: true
+`
+
+func TestRestoreValidationRules(t *testing.T) {
+	env := envtest.Shared(t)
+	ns := newNamespace(t, env)
+	ctx := context.Background()
+	set := func(path string, v any) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			if err := unstructured.SetNestedField(u.Object, v, strings.Split(path, ".")...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	del := func(path string) func(u *unstructured.Unstructured) {
+		return func(u *unstructured.Unstructured) {
+			unstructured.RemoveNestedField(u.Object, strings.Split(path, ".")...)
+		}
+	}
+	inline := map[string]any{"name": "vault", "type": "s3", "bucket": "backups", "prefix": "prod/orders", "secretName": "s3"}
+	type change = func(*unstructured.Unstructured)
+	cases := []struct {
+		name   string
+		change []change
+		want   string
+	}{
+		{"valid", nil, ""},
+		{"backup id", []change{set("spec.backup", "20261126T101530.123Z-1a2b3c4d")}, ""},
+		{"before", []change{set("spec.backup", "before:2026-11-29T03:00:00Z")}, ""},
+		{"before with offset and fraction", []change{set("spec.backup", "before:2026-11-29T03:00:00.5+01:00")}, ""},
+		{"inline repo", []change{del("spec.from"), set("spec.from.repo", inline)}, ""},
+		{"mysql target", []change{set("spec.target.type", "mysql")}, ""},
+		{"overwrite", []change{set("spec.overwrite", true), set("spec.createDatabase", false)}, ""},
+		{"retries with createDatabase", []change{set("spec.backoffLimit", int64(2))}, ""},
+		{"from neither", []change{del("spec.from.databaseBackup"), del("spec.from.repoName")}, "from needs exactly one of from.databaseBackup"},
+		{"from both", []change{del("spec.from.repoName"), set("spec.from.repo", inline)}, "from needs exactly one of from.databaseBackup"},
+		{"repoName with inline repo", []change{del("spec.from.databaseBackup"), set("spec.from.repo", inline)}, "from.repoName names a repo of from.databaseBackup"},
+		{"inline repo without prefix", []change{del("spec.from"), set("spec.from.repo", map[string]any{"name": "vault", "type": "s3", "bucket": "backups"})}, "from.repo.prefix is required"},
+		{"inline repo with bucketNamePrefix", []change{del("spec.from"), set("spec.from.repo", map[string]any{"name": "vault", "type": "s3", "bucketNamePrefix": "db-", "prefix": "x"})}, "from.repo.bucketNamePrefix is not allowed"},
+		{"inline fs repo without claim", []change{del("spec.from"), set("spec.from.repo", map[string]any{"name": "vault", "type": "fs", "prefix": "x"})}, "a repo of type fs needs fs.claimName"},
+		{"target without database", []change{del("spec.target.database")}, "target.database is required"},
+		{"target without host", []change{del("spec.target.host")}, "target.host is required"},
+		{"target of type http", []change{set("spec.target.type", "http")}, "target.type must be postgres or mysql"},
+		{"target of unknown type", []change{set("spec.target.type", "oracle")}, `supported values: "postgres", "mysql", "http", "exec"`},
+		{"malformed before", []change{set("spec.backup", "before:yesterday")}, "backup must be latest, a backup id"},
+		{"before without zone", []change{set("spec.backup", "before:2026-11-29T03:00:00")}, "backup must be latest, a backup id"},
+		{"not an id", []change{set("spec.backup", "../other")}, "spec.backup"},
+		{"retries without createDatabase", []change{set("spec.backoffLimit", int64(1)), set("spec.createDatabase", false)}, "backoffLimit above 0 needs createDatabase: true"},
+		{"name too long for the Job", []change{set("metadata.name", strings.Repeat("r", 56))}, "metadata.name must be at most 55 characters"},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := parse(t, validRestore)
+			u.SetNamespace(ns)
+			for _, c := range tc.change {
+				c(u)
+			}
+			if u.GetName() == "orders-restore" {
+				u.SetName(fmt.Sprintf("case-%d", i))
+			}
+			err := env.Client.Create(ctx, u, client.DryRunAll)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case tc.want == "":
+			case err == nil:
+				t.Fatalf("accepted; want rejection with %q", tc.want)
+			case !apierrors.IsInvalid(err):
+				t.Fatalf("rejected for another reason: %v", err)
+			case !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("message %q does not contain %q", err.Error(), tc.want)
+			default:
+				t.Logf("rejected: %v", err)
+			}
+		})
+	}
+
+	// The spec cannot change once created; the status can.
+	u := parse(t, validRestore)
+	u.SetNamespace(ns)
+	if err := env.Client.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(u.Object, "other_db", "spec", "target", "database"); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Client.Update(ctx, u)
+	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "create a new DatabaseRestore") {
+		t.Fatalf("spec update: %v; want a refusal saying to create a new DatabaseRestore", err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(u), u); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(u.Object, map[string]any{"job": "orders-restore-restore"}, "status"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Status().Update(ctx, u); err != nil {
+		t.Fatalf("status update refused: %v", err)
+	}
+}
