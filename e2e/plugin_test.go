@@ -68,7 +68,8 @@ func (p *pluginCLI) run(args ...string) (int, string, string) {
 // the RPO annotation, as a table and as JSON; usage mistakes exit 2.
 func TestKubectlPlugin(t *testing.T) {
 	cl := startCluster(t)
-	_, dbName, _ := sourceDB(t)
+	srv, dbName, db := sourceDB(t)
+	want := fingerprint(t, db)
 	cl.k.claims["backups"] = t.TempDir()
 	ctx := context.Background()
 	p := newPluginCLI(t, cl)
@@ -110,6 +111,28 @@ func TestKubectlPlugin(t *testing.T) {
 		}
 	}
 
+	// restore: a DatabaseRestore from orders into a new database on the
+	// same server, followed to its outcome.
+	target := srv.Name(t, "e2e_plugin_restore")
+	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	cmd, stdout, stderr := p.start(runCtx, "restore", "orders", "--target-database", target)
+	rj := waitForJob(t, cl.c, cl.ns, "orders-2")
+	if !strings.HasSuffix(rj.Name, "-restore") {
+		t.Fatalf("the plugin's restore made Job %s", rj.Name)
+	}
+	run := cl.k.runJob(ctx, rj)
+	_ = cmd.Wait()
+	cancel()
+	if cmd.ProcessState.ExitCode() != 0 || !strings.Contains(stdout.String(), "restored into "+target) {
+		t.Fatalf("restore: exit %d\nstdout:\n%s\nstderr:\n%s\njob:\n%s", cmd.ProcessState.ExitCode(), stdout, stderr, run.output)
+	}
+	if got := fingerprint(t, srv.Connect(t, target)); got != want {
+		t.Errorf("restored content %s, source %s", got, want)
+	}
+	if code, _, stderr := p.run("restore", "orders", "--target-database", dbName); code != 2 || !strings.Contains(stderr, "--overwrite") {
+		t.Errorf("restore over the source database without --overwrite: exit %d\n%s", code, stderr)
+	}
+
 	code, out, _ = p.run("status", "-o", "json")
 	var rows []plugin.Status
 	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 2 {
@@ -132,7 +155,7 @@ func TestKubectlPlugin(t *testing.T) {
 		t.Errorf("status -A: exit %d\n%s", code, out)
 	}
 
-	for _, args := range [][]string{{"backup"}, {"backup", "orders", "--repo", "elsewhere"}, {"status", "-o", "xml"}, {"nosuch"}} {
+	for _, args := range [][]string{{"backup"}, {"backup", "orders", "--repo", "elsewhere"}, {"status", "-o", "xml"}, {"nosuch"}, {"restore", "orders"}} {
 		if code, _, stderr := p.run(args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2\n%s", args, code, stderr)
 		}

@@ -88,3 +88,17 @@ func (c *client) mergePatchBackup(ctx context.Context, ns, name string, patch an
 	err = c.rc.Patch(types.MergePatchType).Namespace(ns).Resource(backups).Name(name).Body(body).Do(ctx).Into(out)
 	return out, err
 }
+
+const restores = "databaserestores"
+
+func (c *client) createRestore(ctx context.Context, dr *dbv1.DatabaseRestore) (*dbv1.DatabaseRestore, error) {
+	out := &dbv1.DatabaseRestore{}
+	err := c.rc.Post().Namespace(dr.Namespace).Resource(restores).Body(dr).Do(ctx).Into(out)
+	return out, err
+}
+
+func (c *client) getRestore(ctx context.Context, ns, name string) (*dbv1.DatabaseRestore, error) {
+	out := &dbv1.DatabaseRestore{}
+	err := c.rc.Get().Namespace(ns).Resource(restores).Name(name).Do(ctx).Into(out)
+	return out, err
+}

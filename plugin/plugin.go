@@ -74,7 +74,7 @@ func NewCommand(o Options) *cobra.Command {
 	pf.StringVar(&f.context, "context", "", "the kubeconfig context to use")
 	pf.StringVarP(&f.namespace, "namespace", "n", "", "the namespace (default: the context's)")
 	pf.StringVarP(&f.output, "output", "o", "", "json or yaml (default: a table)")
-	root.AddCommand(backupCommand(o, f), statusCommand(o, f))
+	root.AddCommand(backupCommand(o, f), statusCommand(o, f), restoreCommand(o, f))
 	return root
 }
 
