@@ -755,6 +755,32 @@ func setCond(b *dbv1.DatabaseBackup, typ string, status metav1.ConditionStatus, 
 		ObservedGeneration: b.Generation, LastTransitionTime: metav1.Now()})
 }
 
+// hasMetric reports whether the operator exports series name for backup.
+func (h *harness) hasMetric(name, backup string) bool {
+	h.t.Helper()
+	families, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			ns, n := "", ""
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "namespace":
+					ns = l.GetValue()
+				case "name":
+					n = l.GetValue()
+				}
+			}
+			if f.GetName() == name && ns == h.ns && n == backup {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // metric reads one series of the operator's own metrics for a DatabaseBackup.
 func (h *harness) metric(name, backup string) float64 {
 	h.t.Helper()
@@ -878,4 +904,87 @@ func TestRestoreDoesNotAdoptAForeignJob(t *testing.T) {
 	if len(j.OwnerReferences) != 0 {
 		t.Fatalf("the foreign Job was adopted: %+v", j.OwnerReferences)
 	}
+}
+
+// TestMetricsPerResource: the series the alerts and the dashboard read come
+// from the resource's status and annotations: the newest backup's outcome,
+// duration and sizes (labelled with its repo, moving with it), the RPO
+// annotation, the creation time and the last drill; a deleted resource's
+// series go.
+func TestMetricsPerResource(t *testing.T) {
+	h := start(t)
+	h.secrets()
+	b := newBackup("watched")
+	b.Annotations = map[string]string{dbv1.AnnotationRPO: "26h"}
+	h.create(b)
+	// The cache sees a new object a moment later; until then a reconcile
+	// finds nothing to export.
+	h.eventually("rpo series", func() string {
+		h.reconcile("watched")
+		if !h.hasMetric("dbarchive_backup_rpo_seconds", "watched") {
+			return "not exported"
+		}
+		return ""
+	})
+	if got := h.metric("dbarchive_backup_rpo_seconds", "watched"); got != 26*3600 {
+		t.Errorf("rpo = %v, want %v", got, 26*3600)
+	}
+	if got := h.metric("dbarchive_backup_created_timestamp_seconds", "watched"); got != float64(h.get("watched").CreationTimestamp.Unix()) {
+		t.Errorf("created = %v", got)
+	}
+	finished := metav1.NewTime(time.Now().Truncate(time.Second))
+	for range 10 {
+		cur := h.get("watched")
+		cur.Status.LastBackup = &dbv1.LastBackup{ID: "20261129T030000.000Z-0123abcd", Repo: "s3", StoredSize: 1234, UncompressedSize: 5678,
+			Duration: &metav1.Duration{Duration: 90 * time.Second}, FinishedTime: &finished}
+		cur.Status.History = []dbv1.BackupRun{{Job: "watched-x", Outcome: dbv1.RunFailed, FinishedTime: finished, Message: "boom"}}
+		cur.Status.LastVerification = &dbv1.LastVerification{BackupID: "20261129T030000.000Z-0123abcd", FinishedTime: finished, Passed: true,
+			RestoreDuration: &metav1.Duration{Duration: 42 * time.Second}, LastSuccessTime: &finished}
+		if err := h.c.Status().Update(h.ctx, cur); err == nil {
+			break
+		} else if !apierrors.IsConflict(err) {
+			t.Fatal(err)
+		}
+	}
+	h.eventually("newest backup series", func() string {
+		h.reconcile("watched")
+		if !h.hasMetric("dbarchive_backup_last_stored_bytes", "watched") {
+			return "not exported"
+		}
+		return ""
+	})
+	for name, want := range map[string]float64{
+		"dbarchive_backup_last_run_succeeded":                   0,
+		"dbarchive_backup_last_duration_seconds":                90,
+		"dbarchive_backup_last_stored_bytes":                    1234,
+		"dbarchive_backup_last_uncompressed_bytes":              5678,
+		"dbarchive_verification_last_passed":                    1,
+		"dbarchive_verification_restore_duration_seconds":       42,
+		"dbarchive_verification_last_success_timestamp_seconds": float64(finished.Unix()),
+		"dbarchive_backup_last_success_timestamp_seconds":       float64(finished.Unix()),
+	} {
+		if got := h.metric(name, "watched"); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if err := h.c.Delete(h.ctx, h.get("watched")); err != nil {
+		t.Fatal(err)
+	}
+	h.eventually("series of the deleted resource gone", func() string {
+		h.reconcile("watched")
+		families, err := h.reg.Gather()
+		if err != nil {
+			return err.Error()
+		}
+		for _, f := range families {
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "name" && l.GetValue() == "watched" {
+						return f.GetName() + " still exported"
+					}
+				}
+			}
+		}
+		return ""
+	})
 }

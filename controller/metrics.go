@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
@@ -18,6 +20,17 @@ type Metrics struct {
 	drillDuration   *prometheus.GaugeVec
 	restores        *prometheus.CounterVec
 	restoreDuration *prometheus.HistogramVec
+
+	// The newest backup and what it is judged against: per resource, the
+	// repo as a label where the figure belongs to one repo. No backup ids
+	// as labels: one series per resource, not per backup.
+	lastRunSucceeded *prometheus.GaugeVec
+	lastDuration     *prometheus.GaugeVec
+	lastStored       *prometheus.GaugeVec
+	lastUncompressed *prometheus.GaugeVec
+	rpo              *prometheus.GaugeVec
+	created          *prometheus.GaugeVec
+	verifyPassed     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the series and registers them with reg (in the operator:
@@ -56,9 +69,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			// 10 s to about 11 hours.
 			Buckets: prometheus.ExponentialBuckets(10, 2, 13),
 		}, []string{"outcome"}),
+		lastRunSucceeded: gauge("dbarchive_backup_last_run_succeeded", "1 when the newest backup run of a DatabaseBackup succeeded, 0 when it failed.", "namespace", "name"),
+		lastDuration:     gauge("dbarchive_backup_last_duration_seconds", "How long the newest successful backup of a DatabaseBackup took.", "namespace", "name", "repo"),
+		lastStored:       gauge("dbarchive_backup_last_stored_bytes", "Bytes stored in the repo by the newest successful backup of a DatabaseBackup.", "namespace", "name", "repo"),
+		lastUncompressed: gauge("dbarchive_backup_last_uncompressed_bytes", "Bytes of the dump (before compression) of the newest successful backup of a DatabaseBackup.", "namespace", "name", "repo"),
+		rpo:              gauge("dbarchive_backup_rpo_seconds", "The recovery point objective of a DatabaseBackup (annotation dbarchive.io/rpo, else the operator's --default-rpo): its newest successful backup should be younger.", "namespace", "name"),
+		created:          gauge("dbarchive_backup_created_timestamp_seconds", "Unix time at which a DatabaseBackup was created.", "namespace", "name"),
+		verifyPassed:     gauge("dbarchive_verification_last_passed", "1 when the newest restore drill of a DatabaseBackup passed, 0 when it failed.", "namespace", "name"),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.restores, m.restoreDuration, m.verifiedAt, m.drillDuration} {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.restores, m.restoreDuration, m.verifiedAt, m.drillDuration,
+			m.lastRunSucceeded, m.lastDuration, m.lastStored, m.lastUncompressed, m.rpo, m.created, m.verifyPassed} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -103,6 +124,55 @@ func (m *Metrics) forget(namespace, name string) {
 	m.running.DeleteLabelValues(namespace, name)
 	m.verifiedAt.DeleteLabelValues(namespace, name)
 	m.drillDuration.DeleteLabelValues(namespace, name)
+	for _, g := range []*prometheus.GaugeVec{m.lastRunSucceeded, m.lastDuration, m.lastStored, m.lastUncompressed, m.rpo, m.created, m.verifyPassed} {
+		g.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "name": name})
+	}
+}
+
+func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+// observe exports what b's status and annotations say about its newest
+// backup, its objective and its last drill. rpo is the objective in force
+// (0: none).
+func (m *Metrics) observe(b *dbv1.DatabaseBackup, rpo time.Duration) {
+	if m == nil {
+		return
+	}
+	ns, name := b.Namespace, b.Name
+	m.created.WithLabelValues(ns, name).Set(float64(b.CreationTimestamp.Unix()))
+	if rpo > 0 {
+		m.rpo.WithLabelValues(ns, name).Set(rpo.Seconds())
+	} else {
+		m.rpo.DeleteLabelValues(ns, name)
+	}
+	if h := b.Status.History; len(h) > 0 {
+		m.lastRunSucceeded.WithLabelValues(ns, name).Set(boolValue(h[0].Outcome == dbv1.RunSucceeded))
+	}
+	if lb := b.Status.LastBackup; lb != nil {
+		// The repo may have changed: one series per resource.
+		for _, g := range []*prometheus.GaugeVec{m.lastDuration, m.lastStored, m.lastUncompressed} {
+			g.DeletePartialMatch(prometheus.Labels{"namespace": ns, "name": name})
+		}
+		if lb.Duration != nil {
+			m.lastDuration.WithLabelValues(ns, name, lb.Repo).Set(lb.Duration.Seconds())
+		}
+		m.lastStored.WithLabelValues(ns, name, lb.Repo).Set(float64(lb.StoredSize))
+		if lb.UncompressedSize > 0 {
+			m.lastUncompressed.WithLabelValues(ns, name, lb.Repo).Set(float64(lb.UncompressedSize))
+		}
+	}
+	if lv := b.Status.LastVerification; lv != nil {
+		m.verifyPassed.WithLabelValues(ns, name).Set(boolValue(lv.Passed))
+	}
+}
+
+func boolValue(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // setVerification exports the newest drill's outcome.

@@ -69,6 +69,24 @@ type Reconciler struct {
 	// DefaultJobImage: anyone who may create a DatabaseBackup could
 	// otherwise run any image with the namespace's Secrets mounted.
 	AllowedJobImages []string
+	// DefaultRPO is the recovery point objective of a DatabaseBackup
+	// without the dbarchive.io/rpo annotation; 0 exports none.
+	DefaultRPO time.Duration
+}
+
+// rpo is b's recovery point objective: its annotation, else DefaultRPO. An
+// annotation that is not a positive duration counts as none (kubectl
+// dbarchive status reports it).
+func (r *Reconciler) rpo(b *dbv1.DatabaseBackup) time.Duration {
+	raw, ok := b.Annotations[dbv1.AnnotationRPO]
+	if !ok {
+		return r.DefaultRPO
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d
 }
 
 // jobImage is the image of b's backup container.
@@ -354,6 +372,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.Metrics.setLastSuccess(b.Namespace, b.Name, float64(lb.FinishedTime.Unix()))
 	}
 	r.Metrics.setVerification(b.Namespace, b.Name, b.Status.LastVerification)
+	r.Metrics.observe(&b, r.rpo(&b))
 	r.Metrics.setRunning(b.Namespace, b.Name, slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return finished(&j) == "" }))
 	return result, nil
 }

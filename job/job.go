@@ -487,12 +487,13 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, generatio
 			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded
 			m := res.manifest
 			db.Status.LastBackup = &dbv1.LastBackup{
-				ID:           m.ID,
-				Repo:         res.repo,
-				ObjectKey:    strings.TrimPrefix(res.prefix+"/"+m.ID+"/"+m.DataObject, "/"),
-				StoredSize:   m.StoredSize,
-				Duration:     &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
-				FinishedTime: &metav1.Time{Time: m.EndTime},
+				ID:               m.ID,
+				Repo:             res.repo,
+				ObjectKey:        strings.TrimPrefix(res.prefix+"/"+m.ID+"/"+m.DataObject, "/"),
+				StoredSize:       m.StoredSize,
+				UncompressedSize: m.UncompressedSize,
+				Duration:         &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
+				FinishedTime:     &metav1.Time{Time: m.EndTime},
 			}
 			if m.Encryption != nil {
 				db.Status.LastBackup.Encrypted = true

@@ -27,10 +27,9 @@ import (
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 )
 
-// AnnotationRPO on a DatabaseBackup is its recovery point objective: the
-// newest successful backup must be younger than this (a Go duration, e.g.
-// 26h). status shows each resource against it.
-const AnnotationRPO = "dbarchive.io/rpo"
+// AnnotationRPO is dbv1.AnnotationRPO, which status shows each resource
+// against.
+const AnnotationRPO = dbv1.AnnotationRPO
 
 // UsageError is a mistake on the command line (exit 2).
 type UsageError struct{ Err error }

@@ -204,3 +204,10 @@ func (r *DatabaseRestore) ResolveRepo(db *DatabaseBackup) (*Repo, string) {
 	}
 	return nil, "repo " + name + " is not in spec.repos of DatabaseBackup " + db.Name
 }
+
+// AnnotationRPO on a DatabaseBackup is its recovery point objective: the
+// newest successful backup must be younger than this (a Go duration, e.g.
+// 26h). The operator exports it as dbarchive_backup_rpo_seconds, which the
+// alerts compare the newest backup's age with; kubectl dbarchive status
+// shows each resource against it.
+const AnnotationRPO = "dbarchive.io/rpo"

@@ -632,6 +632,10 @@ type LastBackup struct {
 	// +optional
 	StoredSize int64 `json:"storedSize,omitempty"`
 
+	// uncompressedSize is the size in bytes of the dump before compression.
+	// +optional
+	UncompressedSize int64 `json:"uncompressedSize,omitempty"`
+
 	// duration is how long the backup took.
 	// +optional
 	Duration *metav1.Duration `json:"duration,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 	// The operator validates scheduledTrigger.timeZone; its image may have
 	// no zoneinfo.
 	_ "time/tzdata"
@@ -50,6 +51,7 @@ func run() error {
 		jobImage    string
 		allowed     string
 		watchNS     string
+		defaultRPO  time.Duration
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 disables it")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz probes")
@@ -58,6 +60,7 @@ func run() error {
 	flag.IntVar(&workers, "max-concurrent-reconciles", 4, "DatabaseBackups reconciled in parallel")
 	flag.StringVar(&jobImage, "job-image", defaultJobImageFlag(), "backup job image used when a DatabaseBackup sets no spec.image (default: the job image of this operator's version)")
 	flag.StringVar(&allowed, "allowed-job-images", "", "comma-separated path.Match patterns a DatabaseBackup's spec.image must match, e.g. registry.example.com/dbarchive/*; empty allows only --job-image")
+	flag.DurationVar(&defaultRPO, "default-rpo", 0, "recovery point objective of a DatabaseBackup without the dbarchive.io/rpo annotation, exported as dbarchive_backup_rpo_seconds for the alerts (0: none)")
 	flag.StringVar(&watchNS, "watch-namespace", "", "comma-separated namespaces to watch; empty watches all. With namespaces set, the operator can run with Roles in them instead of a ClusterRole")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -100,6 +103,7 @@ func run() error {
 		Metrics:                 m,
 		MaxConcurrentReconciles: workers,
 		DefaultJobImage:         jobImage,
+		DefaultRPO:              defaultRPO,
 		AllowedJobImages:        splitList(allowed),
 	}
 	if err := rec.SetupWithManager(mgr); err != nil {
