@@ -30,6 +30,13 @@ help: ## Show this help.
 build: ## Build bin/dbarchive.
 	$(GO) build -trimpath -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/dbarchive ./cmd/dbarchive
 
+PREFIX ?= /usr/local
+
+.PHONY: install
+install: build ## Install dbarchive into $(PREFIX)/bin, and kubectl-dbarchive (the kubectl plugin) as a link to it.
+	install -D -m 0755 $(LOCALBIN)/dbarchive $(DESTDIR)$(PREFIX)/bin/dbarchive
+	ln -sf dbarchive $(DESTDIR)$(PREFIX)/bin/kubectl-dbarchive
+
 .PHONY: docker-build-job
 docker-build-job: ## Build the job image $(JOB_IMG), stamped with $(VERSION).
 	docker build -f Dockerfile.job --build-arg VERSION=$(VERSION) -t $(JOB_IMG) .

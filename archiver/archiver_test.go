@@ -430,11 +430,12 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.FormatVersion != archiver.FormatVersion || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
+	// A plain backup is written as format 3, the last without encryption.
+	if m.FormatVersion != 3 || m.PartsObject != archiver.PartsObject || len(m.PartsSHA256) != 64 {
 		t.Fatalf("a new backup's manifest: version %d, parts object %q sha256 %q", m.FormatVersion, m.PartsObject, m.PartsSHA256)
 	}
 	old := *m
-	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	old.FormatVersion, old.PartsObject, old.PartsSHA256, old.Tables = 1, "", "", nil
 	enc, err := old.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -474,7 +475,9 @@ func TestFormat1BackupStillRestores(t *testing.T) {
 }
 
 // TestManifestVersions: format 1 has no parts object, format 2 must name
-// one, and a newer format is refused naming both versions.
+// one, format 3 must reference a table list or say why there is none,
+// only format 4 may be encrypted (to public keys only), and a newer format
+// is refused naming both versions.
 func TestManifestVersions(t *testing.T) {
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	base := archiver.Manifest{
@@ -495,7 +498,53 @@ func TestManifestVersions(t *testing.T) {
 		{"format 2 without parts sha256", func(m *archiver.Manifest) { m.PartsSHA256 = "" }, "partsSha256"},
 		{"parts object is the data object", func(m *archiver.Manifest) { m.PartsObject = archiver.DataObject }, "partsObject"},
 		{"parts object outside the backup", func(m *archiver.Manifest) { m.PartsObject = "../x" }, "partsObject"},
-		{"format 3", func(m *archiver.Manifest) { m.FormatVersion = 3 }, "newer than this dbarchive understands"},
+		{"format 2 with tables", func(m *archiver.Manifest) { m.Tables = tablesObject() }, "tables"},
+		{"format 3", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 3, tablesObject() }, ""},
+		{"format 3 not recorded", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{NotRecorded: "exec sources record no tables"}
+		}, ""},
+		{"format 3 without tables", func(m *archiver.Manifest) { m.FormatVersion = 3 }, "tables: is required"},
+		{"format 3 tables without object or reason", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{} }, "tables"},
+		{"format 3 tables both", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.NotRecorded = "x"
+		}, "tables.notRecorded"},
+		{"format 3 tables object is the parts object", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.Object = archiver.PartsObject
+		}, "tables.object"},
+		{"format 3 tables bad sha256", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.SHA256 = "x"
+		}, "tables.sha256"},
+		{"format 3 not recorded with a sha256", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, &archiver.TablesInfo{NotRecorded: "x", SHA256: strings.Repeat("d", 64)}
+		}, "no object"},
+		{"format 3 tables without size", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Tables.Size = 0
+		}, "tables.size"},
+		{"format 4 encrypted", func(m *archiver.Manifest) {
+			m.FormatVersion, m.DataObject, m.Tables = 4, archiver.DataObjectEncrypted, tablesObject()
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsb", "scrypt"}}
+		}, ""},
+		{"format 3 encrypted", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables = 3, tablesObject()
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient}}
+		}, "encryption: is not part of format version 3"},
+		{"format 2 encrypted", func(m *archiver.Manifest) {
+			m.Encryption = &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient}}
+		}, "encryption: is not part of format version 2"},
+		{"unknown scheme", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "gpg", Recipients: []string{testRecipient}}
+		}, "encryption.scheme"},
+		{"no recipients", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "age"}
+		}, "encryption.recipients: must name at least one"},
+		{"an identity as recipient", func(m *archiver.Manifest) {
+			m.FormatVersion, m.Tables, m.Encryption = 4, tablesObject(), &archiver.EncryptionInfo{Scheme: "age", Recipients: []string{testRecipient, testIdentity}}
+		}, "encryption.recipients: entry 2 is not a public key"},
+		{"format 5", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = archiver.FormatVersion+1, tablesObject() }, "newer than this dbarchive understands"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
@@ -512,9 +561,15 @@ func TestManifestVersions(t *testing.T) {
 				t.Fatalf("parts object %q after decoding, want %q", got.PartsObject, m.PartsObject)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("DecodeManifest = %v, want an error about %s", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), "AGE-SECRET-KEY"):
+				t.Fatalf("DecodeManifest repeats the secret key: %v", err)
 			}
 		})
 	}
+}
+
+func tablesObject() *archiver.TablesInfo {
+	return &archiver.TablesInfo{Object: archiver.TablesObject, SHA256: strings.Repeat("d", 64), Size: 100, Format: "postgres-plain", Count: 1, Rows: 3}
 }
 
 // TestDamagedPartsObject: a parts object that does not match the sha256

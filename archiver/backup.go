@@ -41,6 +41,10 @@ type BackupOptions struct {
 	// every part upload hangs, so it is also the backstop behind the
 	// storage layer's request timeouts.
 	StallTimeout time.Duration
+	// Recipients, when set, encrypt the backup: the stored object is one
+	// age file (DataObjectEncrypted) that any of them decrypts. Only public
+	// keys are needed; the manifest records them.
+	Recipients []Recipient
 	// Progress, when set, is updated as the backup runs.
 	Progress *Progress
 	// Logger receives the pipeline's log lines (default: slog.Default()).
@@ -114,14 +118,30 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 	if err != nil {
 		return fail(err)
 	}
+	var encryption *EncryptionInfo
+	dataObject := DataObject
+	if len(opts.Recipients) > 0 {
+		if opts.Recipients, err = checkRecipients(opts.Recipients); err != nil {
+			return fail(err)
+		}
+		encryption = &EncryptionInfo{Scheme: EncryptionAge}
+		for _, r := range opts.Recipients {
+			encryption.Recipients = append(encryption.Recipients, r.String())
+		}
+		dataObject = DataObjectEncrypted
+	}
 	if err := src.Check(ctx); err != nil {
 		return fail(err)
 	}
 	log := opts.Logger.With("backup", id)
-	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level)
+	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level, "encrypted", encryption != nil)
 
-	dataKey := objectKey(opts.Prefix, id, DataObject)
-	res, err := upload(ctx, b, dataKey, plan, opts, log, src.Dump)
+	dataKey := objectKey(opts.Prefix, id, dataObject)
+	// The table scanner is a tee beside the pipeline: it records the
+	// tables and fails a dump that did not end properly before the upload
+	// completes.
+	scan := newTableScan(src)
+	res, err := upload(ctx, b, dataKey, plan, opts, log, scan.dump(src.Dump))
 	if err != nil {
 		return fail(err)
 	}
@@ -146,8 +166,22 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		return fail(fmt.Errorf("write parts object: %w", err))
 	}
 	partsSum := sha256.Sum256(parts)
+	tables, tablesInfo, err := scan.encode(id)
+	if err == nil && tables != nil && encryption != nil {
+		// Table names and row counts say what the database holds: an
+		// encrypted backup encrypts its table list to the same keys.
+		tables, err = encryptTableList(tables, tablesInfo, opts.Recipients)
+	}
+	tablesKey := ""
+	if err == nil && tables != nil {
+		tablesKey = objectKey(opts.Prefix, id, tablesInfo.Object)
+		err = putSmallObject(ctx, b, tablesKey, tables)
+	}
+	if err != nil {
+		cleanup(partsKey, dataKey)
+		return fail(fmt.Errorf("write table list: %w", err))
+	}
 	m := &Manifest{
-		FormatVersion:      FormatVersion,
 		ID:                 id,
 		Name:               opts.Name,
 		StartTime:          start,
@@ -156,7 +190,7 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		Tool:               ToolInfo{Name: "dbarchive", Version: opts.ToolVersion},
 		Compression:        "zstd",
 		CompressionLevel:   opts.Level,
-		DataObject:         DataObject,
+		DataObject:         dataObject,
 		UncompressedSize:   res.uncompressedSize,
 		StoredSize:         res.storedSize,
 		UncompressedSHA256: res.uncompressedSHA,
@@ -165,12 +199,15 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		PartCount:          res.parts,
 		PartsObject:        PartsObject,
 		PartsSHA256:        hex.EncodeToString(partsSum[:]),
+		Tables:             tablesInfo,
+		Encryption:         encryption,
 	}
+	m.FormatVersion = formatFor(m)
 	if f, ok := src.(sources.Formatted); ok {
 		m.Source.Format = f.Format()
 	}
 	if err := writeManifest(ctx, b, opts, m, log); err != nil {
-		cleanup(partsKey, dataKey)
+		cleanup(tablesKey, partsKey, dataKey)
 		return fail(fmt.Errorf("write manifest: %w", err))
 	}
 	log.Info("backup finished", "stored", m.StoredSize, "uncompressed", m.UncompressedSize, "parts", m.PartCount, "duration", m.Duration().Round(time.Millisecond))
@@ -213,7 +250,8 @@ type uploadResult struct {
 }
 
 // upload runs produce, which writes the uncompressed stream, through zstd
-// into a multipart upload of key, and completes it. On any error the upload
+// (and age, when opts has recipients) into a multipart upload of key, and
+// completes it. On any error the upload
 // is aborted.
 func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan, opts BackupOptions, log *slog.Logger, produce func(context.Context, io.Writer) error) (uploadResult, error) {
 	ctx, cancel := context.WithCancelCause(parent)
@@ -237,7 +275,25 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 		return uploadResult{}, err
 	}
 	pw := newPartWriter(ctx, cancel, u, plan, opts, log)
-	enc.Reset(pw)
+	// The encryption stage, when there is one, sits between the compressor
+	// and the parts: zstd -> age -> parts. age buffers one 64 KiB chunk, so
+	// the memory bound stays the part buffers'.
+	var compressed io.Writer = pw
+	var encrypter io.WriteCloser
+	if len(opts.Recipients) > 0 {
+		if encrypter, err = newEncrypter(pw, opts.Recipients); err != nil {
+			cancel(err)
+			if werr := pw.wait(); werr != nil {
+				log.Warn("a part upload failed while the backup was being abandoned", "error", werr)
+			}
+			if aerr := u.Abort(ctx); aerr != nil {
+				log.Warn("abort of the failed upload failed; prune will clean it up", "key", key, "error", aerr)
+			}
+			return uploadResult{}, err
+		}
+		compressed = encrypter
+	}
+	enc.Reset(compressed)
 	sw := &sourceWriter{w: enc, hash: sha256.New(), progress: opts.Progress}
 	stopWatchdog := watchStall(ctx, cancel, opts.StallTimeout, &sw.lastWrite)
 
@@ -247,6 +303,10 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 	stopWatchdog()
 	if prodErr == nil {
 		prodErr = enc.Close()
+	}
+	if prodErr == nil && encrypter != nil {
+		// Writes the last (short, final-flagged) age chunk.
+		prodErr = encrypter.Close()
 	}
 	if prodErr == nil {
 		prodErr = pw.Close()

@@ -1,6 +1,7 @@
 package archiver_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"runtime"
@@ -10,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/dbarchive/dbarchive/archiver"
 	"github.com/dbarchive/dbarchive/conformance/emulators"
 	"github.com/dbarchive/dbarchive/drivers"
 	_ "github.com/dbarchive/dbarchive/drivers/s3"
 	"github.com/dbarchive/dbarchive/internal/testgen"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 // benchStream is the size of the synthetic stream a backup benchmark
@@ -26,6 +30,9 @@ const benchStream = 1 << 30
 // peak of the heap's live and not yet swept objects above what was there
 // before the backup, sampled every 5 ms, and the CPU time it took.
 //
+// fs-encrypted is the fs case with the age stage (two X25519 recipients):
+// what encryption costs on top of the same pipeline.
+//
 // The s3 case runs gofakes3 in this process; it keeps every stored byte on
 // the heap (parts, then the assembled object), so its peak heap includes
 // about twice the stored size and says little about the archiver.
@@ -34,7 +41,7 @@ func BenchmarkBackup(b *testing.B) {
 	src := funcSource{dump: func(ctx context.Context, w io.Writer) error {
 		return testgen.WriteStream(w, pool, benchStream, 1<<20)
 	}}
-	run := func(b *testing.B, bucket *drivers.Bucket) {
+	run := func(b *testing.B, bucket *drivers.Bucket, recipients ...archiver.Recipient) {
 		ctx := context.Background()
 		b.SetBytes(benchStream)
 		b.ReportAllocs()
@@ -49,7 +56,7 @@ func BenchmarkBackup(b *testing.B) {
 			cpu0 := cpuTime()
 			b.StartTimer()
 			stop := sampleHeap(&peak)
-			m, err := archiver.Backup(ctx, bucket, src, archiver.BackupOptions{Prefix: "bench"})
+			m, err := archiver.Backup(ctx, bucket, src, archiver.BackupOptions{Prefix: "bench", Recipients: recipients})
 			stop()
 			cpu += cpuTime() - cpu0
 			if err != nil {
@@ -74,6 +81,10 @@ func BenchmarkBackup(b *testing.B) {
 	b.Run("fs", func(b *testing.B) {
 		bucket, _ := openFS(b)
 		run(b, bucket)
+	})
+	b.Run("fs-encrypted", func(b *testing.B) {
+		bucket, _ := openFS(b)
+		run(b, bucket, recipients(b, newAgeKey(b).recipient, testRecipient)...)
 	})
 	b.Run("s3", func(b *testing.B) {
 		bucket, err := drivers.Open(context.Background(), emulators.S3(b))
@@ -118,4 +129,134 @@ func sampleHeap(peak *uint64) (stop func()) {
 		}
 	})
 	return func() { close(done); wg.Wait() }
+}
+
+// scanSource is funcSource with a table scanner, as the postgres and mysql
+// sources have; a nil scanner reads nothing (the pipeline without it).
+type scanSource struct {
+	funcSource
+	scanner func() dumpscan.Scanner
+}
+
+func (s scanSource) DumpScanner() dumpscan.Scanner {
+	if s.scanner == nil {
+		return nil
+	}
+	return s.scanner()
+}
+
+// benchDumps are 1 GiB-ish dumps of the testgen rows in each format the
+// table scanner reads: one table whose rows repeat the pool.
+func benchDumps() map[string]struct {
+	head, body, tail []byte
+	scanner          func() dumpscan.Scanner
+} {
+	pool := testgen.Pool(1)
+	pool = pool[:bytes.LastIndexByte(pool, '\n')+1] // whole rows, so rounds of it are too
+	return map[string]struct {
+		head, body, tail []byte
+		scanner          func() dumpscan.Scanner
+	}{
+		"custom": {
+			head: append(testgen.PGCustomHeader([]string{"public.bench"}, false), testgen.PGCustomBlockStart(1)...),
+			body: testgen.PGCustomPool(pool), tail: testgen.PGCustomBlockEnd(),
+			scanner: dumpscan.NewPostgresCustom,
+		},
+		"plain": {
+			head: []byte("--\n-- PostgreSQL database dump\n--\n\nCOPY public.bench (id, words, hex, day, amount, note) FROM stdin;\n"),
+			body: pool, tail: []byte("\\.\n\n--\n-- PostgreSQL database dump complete\n--\n\n"),
+			scanner: dumpscan.NewPostgresPlain,
+		},
+		"mariadb": {
+			head: []byte("-- MariaDB dump 10.19\n"), body: testgen.MariaDBInserts(pool), tail: []byte("-- Dump completed on 2026-11-29 10:00:00\n"),
+			scanner: func() dumpscan.Scanner { return dumpscan.NewMariaDB("bench") },
+		},
+	}
+}
+
+// BenchmarkBackupTableScan measures what the table scanner adds to a
+// backup: the same 1 GiB dump to an fs repo with the scanner ("scan") and
+// without it ("none"). Compare MB/cpu-s (CPU time of the whole process per
+// byte): the budget is 5% more CPU.
+func BenchmarkBackupTableScan(b *testing.B) {
+	for format, d := range benchDumps() {
+		for _, withScan := range []bool{false, true} {
+			name := format + "/none"
+			var scanner func() dumpscan.Scanner
+			if withScan {
+				name, scanner = format+"/scan", d.scanner
+			}
+			b.Run(name, func(b *testing.B) {
+				bucket, _ := openFS(b)
+				// Whole rounds of the body, so the stream is well formed.
+				rounds := max(1, benchStream/len(d.body))
+				src := scanSource{funcSource: funcSource{dump: func(ctx context.Context, w io.Writer) error {
+					if _, err := w.Write(d.head); err != nil {
+						return err
+					}
+					for range rounds {
+						if err := testgen.WriteStream(w, d.body, int64(len(d.body)), 1<<20); err != nil {
+							return err
+						}
+					}
+					_, err := w.Write(d.tail)
+					return err
+				}}, scanner: scanner}
+				size := int64(len(d.head)+len(d.tail)) + int64(rounds)*int64(len(d.body))
+				ctx := context.Background()
+				b.SetBytes(size)
+				var cpu time.Duration
+				for b.Loop() {
+					cpu0 := cpuTime()
+					m, err := archiver.Backup(ctx, bucket, src, archiver.BackupOptions{Prefix: "bench"})
+					cpu += cpuTime() - cpu0
+					if err != nil {
+						b.Fatal(err)
+					}
+					if withScan && (m.Tables.Count != 1 || m.Tables.Rows == 0) {
+						b.Fatalf("tables %+v", m.Tables)
+					}
+					b.StopTimer()
+					if objs, err := bucket.List(ctx, "bench/"+m.ID+"/"); err == nil {
+						for _, o := range objs {
+							_ = bucket.Delete(ctx, o.Key)
+						}
+					}
+					b.StartTimer()
+				}
+				b.ReportMetric(float64(b.N)*float64(size)/1e6/cpu.Seconds(), "MB/cpu-s")
+				b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+			})
+		}
+	}
+}
+
+// BenchmarkAgeStage is the encryption stage alone: age (ChaCha20-Poly1305
+// in 64 KiB chunks) over incompressible data written in 1 MiB pieces, as
+// the compressor hands it over. Its MB/s over BenchmarkBackup's stored
+// bytes per second is the share of the pipeline's CPU that encryption
+// adds (BenchmarkBackup/fs-encrypted measures it whole, within the noise
+// of a shared machine).
+func BenchmarkAgeStage(b *testing.B) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := randomBytes(3, 1<<20)
+	const size = 64 << 20
+	b.SetBytes(size)
+	for b.Loop() {
+		w, err := age.Encrypt(io.Discard, id.Recipient())
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range size / len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -26,21 +26,39 @@ func FuzzDecodeManifest(f *testing.F) {
 		StoredSHA256:       "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
 		PartSize:           8 << 20, PartCount: 32,
 		PartsObject: archiver.PartsObject, PartsSHA256: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+		Tables: &archiver.TablesInfo{Object: archiver.TablesObject, SHA256: "8899aabbccddeeff00112233445566778899aabbccddeeff0011223344556677",
+			Size: 4096, Format: "postgres-custom", Count: 12, Rows: 1e6},
 	}
 	good, err := m.Encode()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// An exec source's: no table list.
+	exec := *m
+	exec.Source, exec.Tables = archiver.SourceInfo{Type: "exec"}, &archiver.TablesInfo{NotRecorded: "exec sources record no tables"}
+	goodExec, err := exec.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(goodExec)
+	// A format-2 manifest: no table list.
+	v2 := *m
+	v2.FormatVersion, v2.Tables = 2, nil
+	good2, err := v2.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good2)
 	// A format-1 manifest: no parts object.
-	v1 := *m
+	v1 := v2
 	v1.FormatVersion, v1.PartsObject, v1.PartsSHA256 = 1, "", ""
 	good1, err := v1.Encode()
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Add(good1)
-	f.Add([]byte(`{"formatVersion":3}`))
+	f.Add([]byte(`{"formatVersion":4}`))
 	f.Add([]byte(`{"formatVersion":1,"unknown":true}`))
 	f.Add(append(append([]byte{}, good...), " {}"...))
 	f.Fuzz(func(t *testing.T, data []byte) {

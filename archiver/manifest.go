@@ -17,13 +17,36 @@ import (
 //   - 2: adds the parts object (PartsObject, PartsSHA256): the size and
 //     sha256 of every part, so a restore checks each ranged read before the
 //     decoder sees it and names the damaged part.
-const FormatVersion = 2
+//   - 3: adds Tables: the table list object (TablesObject) with each
+//     table's rows and digest as the dump held them, or why there is none.
+//   - 4: adds encryption (Encryption): the data object is one age file
+//     (DataObjectEncrypted) of the zstd stream.
+//
+// A backup is written with the lowest version that describes it (see
+// formatFor): plain backups are 3, so a dbarchive that knows table lists
+// but not encryption still reads them, and refuses an encrypted one by its
+// version instead of taking the age file for a zstd stream.
+const FormatVersion = 4
+
+// formatEncryption is the first format version with Encryption.
+const formatEncryption = 4
+
+// formatFor is the version a new backup described by m is written with.
+func formatFor(m *Manifest) int {
+	if m.Encryption != nil {
+		return formatEncryption
+	}
+	return 3
+}
 
 // File names inside a backup's directory.
 const (
-	DataObject     = "data.zst"
-	PartsObject    = "parts.json"
-	ManifestObject = "manifest.json"
+	DataObject = "data.zst"
+	// DataObjectEncrypted is the data object of an encrypted backup: `age
+	// -d` gives data.zst's bytes.
+	DataObjectEncrypted = "data.zst.age"
+	PartsObject         = "parts.json"
+	ManifestObject      = "manifest.json"
 )
 
 // Manifest describes one finished backup. It is written after the data
@@ -64,6 +87,27 @@ type Manifest struct {
 	// Format 1 manifests have neither.
 	PartsObject string `json:"partsObject,omitempty"`
 	PartsSHA256 string `json:"partsSha256,omitempty"`
+
+	// Tables (format 3 and later) references the table list object,
+	// committed before the manifest, or says why it was not recorded.
+	Tables *TablesInfo `json:"tables,omitempty"`
+
+	// Encryption (format 4 and later), when set, says the data object is
+	// encrypted. StoredSHA256, StoredSize and the parts object describe the
+	// encrypted bytes, so a backup's integrity is checked without a key;
+	// UncompressedSHA256 is checked after decryption and decompression.
+	Encryption *EncryptionInfo `json:"encryption,omitempty"`
+}
+
+// EncryptionInfo is how a backup is encrypted. It holds public keys only,
+// never an identity.
+type EncryptionInfo struct {
+	// Scheme is "age": the data object is one age file
+	// (age-encryption.org/v1) holding the zstd stream.
+	Scheme string `json:"scheme"`
+	// Recipients are the public keys the backup is encrypted to (age1…, or
+	// an ssh public key without its comment), or "scrypt" for a passphrase.
+	Recipients []string `json:"recipients"`
 }
 
 // PartIndex is the content of the parts object: the data object's parts in
@@ -203,6 +247,33 @@ func (m *Manifest) Validate() error {
 		}
 	} else if m.PartsObject != "" || m.PartsSHA256 != "" {
 		bad("partsObject", "is not part of format version %d", m.FormatVersion)
+	}
+	if m.FormatVersion >= 3 {
+		if m.Tables == nil {
+			bad("tables", "is required from format version 3")
+		} else {
+			m.Tables.validate(m, bad)
+		}
+	} else if m.Tables != nil {
+		bad("tables", "is not part of format version %d", m.FormatVersion)
+	}
+	if e := m.Encryption; e != nil {
+		if m.FormatVersion < formatEncryption {
+			bad("encryption", "is not part of format version %d", m.FormatVersion)
+		}
+		if e.Scheme != EncryptionAge {
+			bad("encryption.scheme", "%q is not supported (want age)", e.Scheme)
+		}
+		if len(e.Recipients) == 0 {
+			bad("encryption.recipients", "must name at least one recipient")
+		}
+		for i, r := range e.Recipients {
+			// Never repeat the value: if it is not a public key it may be
+			// a secret written by mistake.
+			if !validRecipientText(r) {
+				bad("encryption.recipients", "entry %d is not a public key (age1…, ssh-ed25519, ssh-rsa) or scrypt", i+1)
+			}
+		}
 	}
 	if m.Source.Type == "" {
 		bad("source.type", "is required")

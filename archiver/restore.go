@@ -66,8 +66,12 @@ type RestoreOptions struct {
 	// DecoderConcurrency is the number of zstd decoding goroutines
 	// (default 2: decoding is rarely the bottleneck).
 	DecoderConcurrency int
-	Progress           *Progress
-	Logger             *slog.Logger
+	// Identities decrypt an encrypted backup (see ParseIdentities); a plain
+	// backup needs none. Reading an encrypted backup's content without them
+	// fails with ErrIdentityRequired; VerifyStored needs none.
+	Identities *Identities
+	Progress   *Progress
+	Logger     *slog.Logger
 }
 
 func (o RestoreOptions) withDefaults(m *Manifest) RestoreOptions {
@@ -128,8 +132,12 @@ func Restore(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOp
 	return nil
 }
 
-// Verify reads backup m in full and checks every checksum and size.
+// Verify reads backup m in full and checks every checksum and size, the
+// table list's included.
 func Verify(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
+	if _, err := ReadTables(ctx, b, opts.Prefix, m, opts.Identities); err != nil {
+		return &RestoreError{ID: m.ID, Err: err}
+	}
 	return Restore(ctx, b, m, opts, func(r io.Reader) error {
 		_, err := io.Copy(io.Discard, r)
 		return err
@@ -137,9 +145,54 @@ func Verify(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOpt
 }
 
 // Open returns a reader of backup m's uncompressed stream that verifies as
-// described for Restore. The caller must close it.
+// described for Restore. The caller must close it. An encrypted backup
+// needs opts.Identities: without them Open fails with ErrIdentityRequired,
+// and with none that matches with a *NoMatchingIdentityError.
 func Open(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) (io.ReadCloser, error) {
 	opts = opts.withDefaults(m)
+	if m.Encryption != nil && opts.Identities.Len() == 0 {
+		return nil, &RestoreError{ID: m.ID, Err: ErrIdentityRequired}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stored, err := openStored(ctx, b, m, opts)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	// stored -> (age) -> zstd: the mirror of the backup's chain.
+	var compressed io.Reader = stored
+	var decrypted *decryptingReader
+	if m.Encryption != nil {
+		r, err := newDecrypter(m, stored, opts.Identities)
+		if err != nil {
+			cancel()
+			stored.close()
+			if f := stored.failure(); f != nil {
+				err = f // a damaged first part, not a bad header
+			} else if _, ok := errors.AsType[*NoMatchingIdentityError](err); !ok {
+				err = stored.corruptHere(fmt.Errorf("the age header does not read (%v): %w", err, ErrChecksum))
+			}
+			return nil, &RestoreError{ID: m.ID, Err: err}
+		}
+		decrypted = &decryptingReader{r: r, stored: stored}
+		compressed = decrypted
+	}
+	dec, err := zstd.NewReader(compressed, zstd.WithDecoderConcurrency(opts.DecoderConcurrency), zstd.WithDecoderMaxWindow(1<<30))
+	if err != nil {
+		cancel()
+		stored.close()
+		return nil, err
+	}
+	return &verifyingReader{
+		r: dec, m: m, stored: stored, decrypted: decrypted, hash: sha256.New(), progress: opts.Progress,
+		close: func() { dec.Close(); cancel(); stored.close() },
+	}, nil
+}
+
+// openStored checks the data object's size and starts reading its stored
+// bytes, each part checked against its sha256 and the whole against the
+// manifest's.
+func openStored(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) (*chunkReader, error) {
 	key := objectKey(opts.Prefix, m.ID, m.DataObject)
 	info, err := b.Stat(ctx, key)
 	if err != nil {
@@ -153,18 +206,63 @@ func Open(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptio
 	if err != nil {
 		return nil, &RestoreError{ID: m.ID, Err: err}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	stored := newChunkReader(ctx, b, key, m, plan, opts)
-	dec, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(opts.DecoderConcurrency), zstd.WithDecoderMaxWindow(1<<30))
-	if err != nil {
-		cancel()
-		stored.close()
-		return nil, err
+	return newChunkReader(ctx, b, key, m, plan, opts), nil
+}
+
+// VerifyStored reads backup m's stored bytes in full and checks their sizes
+// and sha256 (each part's and the whole object's), without decrypting or
+// decompressing them. It needs no identity: it is what can be checked of an
+// encrypted backup without its key. It does not check the content.
+func VerifyStored(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptions) error {
+	opts = opts.withDefaults(m)
+	if _, err := readTablesStored(ctx, b, opts.Prefix, m); err != nil {
+		return &RestoreError{ID: m.ID, Err: err}
 	}
-	return &verifyingReader{
-		r: dec, m: m, stored: stored, hash: sha256.New(), progress: opts.Progress,
-		close: func() { dec.Close(); cancel(); stored.close() },
-	}, nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stored, err := openStored(ctx, b, m, opts)
+	if err != nil {
+		return err
+	}
+	defer stored.close()
+	if _, err := io.Copy(io.Discard, stored); err != nil {
+		return &RestoreError{ID: m.ID, Err: err}
+	}
+	return nil
+}
+
+// decryptingReader reads the age file's plaintext and keeps the first error
+// that is not the stored reader's: the age stream failing to authenticate
+// a chunk means the stored bytes were changed after they were written (with
+// their checksums), which is corruption.
+type decryptingReader struct {
+	r      io.Reader
+	stored *chunkReader
+	mu     sync.Mutex
+	failed error
+}
+
+func (d *decryptingReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && d.stored.failure() == nil {
+		err = d.stored.corruptHere(fmt.Errorf("the age stream does not decrypt (%v): %w", err, ErrChecksum))
+		d.mu.Lock()
+		if d.failed == nil {
+			d.failed = err
+		}
+		d.mu.Unlock()
+	}
+	return n, err
+}
+
+// failure is the decryption error, or nil.
+func (d *decryptingReader) failure() error {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed
 }
 
 // span is one ranged read of the data object.
@@ -244,14 +342,15 @@ func readParts(ctx context.Context, b *drivers.Bucket, m *Manifest, opts Restore
 // ends, and turns a clean end into ErrChecksum when they differ. A decoder
 // error that is not the stored reader's own failure is corruption.
 type verifyingReader struct {
-	r        io.Reader
-	m        *Manifest
-	stored   *chunkReader
-	hash     hash.Hash
-	size     int64
-	progress *Progress
-	close    func()
-	done     error
+	r         io.Reader
+	m         *Manifest
+	stored    *chunkReader
+	decrypted *decryptingReader // nil for a plain backup
+	hash      hash.Hash
+	size      int64
+	progress  *Progress
+	close     func()
+	done      error
 }
 
 func (v *verifyingReader) Read(p []byte) (int, error) {
@@ -265,6 +364,8 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	if err != nil && err != io.EOF {
 		if f := v.stored.failure(); f != nil {
 			err = f // the real cause, not the decoder's echo of it
+		} else if f := v.decrypted.failure(); f != nil {
+			err = f
 		} else {
 			err = v.stored.corruptHere(fmt.Errorf("the zstd stream does not decode: %v", err))
 		}

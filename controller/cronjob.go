@@ -96,14 +96,30 @@ func specHash(v any) string {
 func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJobStatus, string, error) {
 	want := desiredCronJob(b, r.jobImage(b))
 	if want == nil {
-		return nil, "", r.deleteCronJob(ctx, b)
+		return nil, "", r.deleteCronJob(ctx, b, CronJobName(b.Name))
 	}
+	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
+	return r.syncCronJob(ctx, b, want, line)
+}
+
+// reconcileVerifyCronJob creates, updates or deletes the CronJob of the
+// scheduled restore drill, and returns a line for the Ready message.
+func (r *Reconciler) reconcileVerifyCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (string, error) {
+	want := desiredVerifyCronJob(b, r.jobImage(b))
+	if want == nil {
+		return "", r.deleteCronJob(ctx, b, VerifyCronJobName(b.Name))
+	}
+	_, line, err := r.syncCronJob(ctx, b, want, fmt.Sprintf("CronJob %s drills the newest backup %q", want.Name, want.Spec.Schedule))
+	return line, err
+}
+
+// syncCronJob creates or updates want, owned by b.
+func (r *Reconciler) syncCronJob(ctx context.Context, b *dbv1.DatabaseBackup, want *batchv1.CronJob, line string) (*batchv1.CronJobStatus, string, error) {
 	hash := specHash(want.Spec)
 	want.Annotations = map[string]string{annotationSpecHash: hash}
 	if err := controllerutil.SetControllerReference(b, want, r.Scheme); err != nil {
 		return nil, "", fmt.Errorf("own CronJob %s/%s: %w", want.Namespace, want.Name, err)
 	}
-	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
 	if b.Spec.Suspend {
 		line += " (suspended)"
 	}
@@ -141,13 +157,13 @@ func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBacku
 	return &have.Status, line, nil
 }
 
-// deleteCronJob removes b's CronJob if it exists, for a disabled trigger.
+// deleteCronJob removes b's CronJob name if it exists, for a disabled trigger.
 // Jobs it started are orphaned, not deleted: a backup that is running
 // finishes, and its outcome is still reported (the Jobs keep b's label).
 // Background or foreground propagation would have the garbage collector
 // kill it.
-func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
-	have, err := r.ownCronJob(ctx, b)
+func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup, name string) error {
+	have, err := r.ownCronJob(ctx, b, name)
 	if have == nil || err != nil {
 		return err
 	}
@@ -163,11 +179,11 @@ func (r *Reconciler) deleteCronJob(ctx context.Context, b *dbv1.DatabaseBackup) 
 	return nil
 }
 
-// ownCronJob returns b's CronJob, or nil when there is none or the one of
-// that name is not controlled by b (the operator never touches another's).
-func (r *Reconciler) ownCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJob, error) {
+// ownCronJob returns b's CronJob name, or nil when there is none or the one
+// of that name is not controlled by b (the operator never touches another's).
+func (r *Reconciler) ownCronJob(ctx context.Context, b *dbv1.DatabaseBackup, name string) (*batchv1.CronJob, error) {
 	var have batchv1.CronJob
-	key := types.NamespacedName{Namespace: b.Namespace, Name: CronJobName(b.Name)}
+	key := types.NamespacedName{Namespace: b.Namespace, Name: name}
 	if err := r.Client.Get(ctx, key, &have); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
@@ -180,12 +196,21 @@ func (r *Reconciler) ownCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*b
 	return &have, nil
 }
 
-// suspendCronJob suspends b's CronJob if it exists, while the spec cannot be
-// acted on. It is not deleted: the cause may pass (a Secret deleted and
+// suspendCronJobs suspends b's CronJobs (backup and drill) that exist,
+// while the spec cannot be acted on. It is not deleted: the cause may pass (a Secret deleted and
 // recreated during a rotation), and deleting it would stop the Job it runs.
 // The next reconcile with a valid spec writes the desired CronJob again.
-func (r *Reconciler) suspendCronJob(ctx context.Context, b *dbv1.DatabaseBackup) error {
-	have, err := r.ownCronJob(ctx, b)
+func (r *Reconciler) suspendCronJobs(ctx context.Context, b *dbv1.DatabaseBackup) error {
+	for _, name := range []string{CronJobName(b.Name), VerifyCronJobName(b.Name)} {
+		if err := r.suspendCronJob(ctx, b, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) suspendCronJob(ctx context.Context, b *dbv1.DatabaseBackup, name string) error {
+	have, err := r.ownCronJob(ctx, b, name)
 	if have == nil || err != nil || ptr.Deref(have.Spec.Suspend, false) {
 		return err
 	}

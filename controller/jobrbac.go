@@ -50,7 +50,8 @@ func JobRoleRules(backupName string) []rbacv1.PolicyRule {
 // needsJobRBAC is whether b has a trigger that can start a Job.
 func needsJobRBAC(b *dbv1.DatabaseBackup) bool {
 	return (b.Spec.ScheduledTrigger != nil && b.Spec.ScheduledTrigger.Enabled) ||
-		(b.Spec.ManualTrigger != nil && b.Spec.ManualTrigger.Enabled)
+		(b.Spec.ManualTrigger != nil && b.Spec.ManualTrigger.Enabled) ||
+		drills(b, dbv1.JobTriggerVerify)
 }
 
 // ensureJobRBAC makes b's job ServiceAccount (unless the spec names its

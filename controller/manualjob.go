@@ -2,8 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,13 +17,8 @@ import (
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 )
 
-// ManualJobName is the Job of one manual trigger time: the same instant
-// always gives the same name, however it is written, so a Job is never
-// created twice for one time.
-func ManualJobName(backupName string, t time.Time) string {
-	sum := sha256.Sum256([]byte(t.UTC().Format(time.RFC3339Nano)))
-	return backupName + "-manual-" + hex.EncodeToString(sum[:4])
-}
+// ManualJobName is the Job of one manual trigger time (dbv1.ManualJobName).
+var ManualJobName = dbv1.ManualJobName
 
 type manualResult struct {
 	handled      string        // the trigger time now turned into a Job, for status

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 )
 
 // Metrics are the operator's own series, next to controller-runtime's on the
@@ -10,9 +12,13 @@ type Metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	failures    *prometheus.CounterVec
 	running     *prometheus.GaugeVec
+	// The newest restore drill: when one last passed, and how long its
+	// restore took (the recovery time a real restore can expect).
+	verifiedAt      *prometheus.GaugeVec
+	restoreDuration *prometheus.GaugeVec
 
-	restores        *prometheus.CounterVec
-	restoreDuration *prometheus.HistogramVec
+	restores           *prometheus.CounterVec
+	restoreJobDuration *prometheus.HistogramVec
 }
 
 // NewMetrics creates the series and registers them with reg (in the operator:
@@ -31,19 +37,27 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dbarchive_backup_running",
 			Help: "1 while a backup Job of a DatabaseBackup is running, else 0.",
 		}, []string{"namespace", "name"}),
+		verifiedAt: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbarchive_verification_last_success_timestamp_seconds",
+			Help: "Unix time at which a restore drill of a DatabaseBackup's backup last passed.",
+		}, []string{"namespace", "name"}),
+		restoreDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbarchive_restore_duration_seconds",
+			Help: "Seconds the newest restore drill of a DatabaseBackup took to read, check and load its backup.",
+		}, []string{"namespace", "name"}),
 		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbarchive_restores_total",
 			Help: "Finished DatabaseRestores by outcome (succeeded, failed, target_not_empty).",
 		}, []string{"namespace", "outcome"}),
-		restoreDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "dbarchive_restore_duration_seconds",
+		restoreJobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "dbarchive_databaserestore_duration_seconds",
 			Help: "Duration of finished DatabaseRestores, from the job's start to its report.",
 			// 10 s to about 11 hours.
 			Buckets: prometheus.ExponentialBuckets(10, 2, 13),
 		}, []string{"outcome"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.restores, m.restoreDuration} {
+		for _, c := range []prometheus.Collector{m.lastSuccess, m.failures, m.running, m.verifiedAt, m.restoreDuration, m.restores, m.restoreJobDuration} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -86,6 +100,21 @@ func (m *Metrics) forget(namespace, name string) {
 	m.lastSuccess.DeleteLabelValues(namespace, name)
 	m.failures.DeleteLabelValues(namespace, name)
 	m.running.DeleteLabelValues(namespace, name)
+	m.verifiedAt.DeleteLabelValues(namespace, name)
+	m.restoreDuration.DeleteLabelValues(namespace, name)
+}
+
+// setVerification exports the newest drill's outcome.
+func (m *Metrics) setVerification(namespace, name string, lv *dbv1.LastVerification) {
+	if m == nil || lv == nil {
+		return
+	}
+	if lv.LastSuccessTime != nil {
+		m.verifiedAt.WithLabelValues(namespace, name).Set(float64(lv.LastSuccessTime.Unix()))
+	}
+	if lv.RestoreDuration != nil {
+		m.restoreDuration.WithLabelValues(namespace, name).Set(lv.RestoreDuration.Seconds())
+	}
 }
 
 // countRestore records one finished restore; duration is 0 when unknown
@@ -96,6 +125,6 @@ func (m *Metrics) countRestore(namespace, outcome string, seconds float64) {
 	}
 	m.restores.WithLabelValues(namespace, outcome).Inc()
 	if seconds > 0 {
-		m.restoreDuration.WithLabelValues(outcome).Observe(seconds)
+		m.restoreJobDuration.WithLabelValues(outcome).Observe(seconds)
 	}
 }

@@ -19,6 +19,7 @@ const (
 	volumeCABundle   = "ca-bundle"
 	volumeRepo       = "repo"
 	volumeTmp        = "tmp"
+	volumeRecipients = "recipients"
 )
 
 // jobSpec is the Job the manual trigger creates and the CronJob's template:
@@ -49,7 +50,23 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 		// By reference only: the kubelet resolves it; the Job never holds it.
 		env = append(env, secretEnv(dbv1.JobEnvSourcePassword, src.PasswordSecretRef))
 	}
-	return buildJobSpec(podJob{
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
+		// Only the one key, and it holds public keys: the backup pod never
+		// receives anything that decrypts.
+		volumes = append(volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  e.RecipientsSecret.Name,
+				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
+				DefaultMode: ptr.To[int32](0o444),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
+	}
+	spec := buildJobSpec(podJob{
+		extraVolumes:   volumes,
+		extraMounts:    mounts,
 		container:      dbv1.JobContainerName,
 		command:        dbv1.JobCommand,
 		env:            env,
@@ -62,6 +79,10 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 		labels:         commonLabels(b, trigger),
 		podTemplate:    b.Spec.PodTemplate,
 	})
+	if drills(b, trigger) {
+		addDrillVolume(&spec.Template.Spec, b.Spec.Verification)
+	}
+	return spec
 }
 
 // secretEnv is an environment variable set from a Secret key by reference:
@@ -90,6 +111,10 @@ type podJob struct {
 	serviceAccount string
 	labels         map[string]string
 	podTemplate    *dbv1.PodTemplate
+	// extraVolumes and extraMounts come after the repo's Secret and CA
+	// bundle (the backup's encryption recipients).
+	extraVolumes []corev1.Volume
+	extraMounts  []corev1.VolumeMount
 }
 
 // buildJobSpec is the Job of one run of `dbarchive job`: one container in
@@ -120,6 +145,8 @@ func buildJobSpec(p podJob) batchv1.JobSpec {
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeCABundle, MountPath: dbv1.CABundleMountPath, ReadOnly: true})
 	}
+	volumes = append(volumes, p.extraVolumes...)
+	mounts = append(mounts, p.extraMounts...)
 	if repo.Type == dbv1.RepoTypeFS && repo.FS != nil {
 		volumes = append(volumes, corev1.Volume{Name: volumeRepo, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: repo.FS.ClaimName},

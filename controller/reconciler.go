@@ -231,7 +231,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// A spec that cannot run must start nothing new, but the cause may
 		// pass (a Secret being rotated): suspend the CronJob rather than
 		// delete it, which would stop the backup it runs.
-		if err := r.suspendCronJob(ctx, &b); err != nil {
+		if err := r.suspendCronJobs(ctx, &b); err != nil {
 			return ctrl.Result{}, err
 		}
 		result.RequeueAfter = prob.recheck
@@ -253,6 +253,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			return ctrl.Result{}, err
 		}
 		cronStatus = cs
+		verifyMsg, err := r.reconcileVerifyCronJob(ctx, &b)
+		if rej := (*rejection)(nil); errors.As(err, &rej) {
+			rejections = append(rejections, rej.Error())
+		} else if err != nil {
+			return ctrl.Result{}, err
+		}
+		if verifyMsg != "" {
+			msg = joinMessages(msg, verifyMsg)
+		}
 		mr, err := r.reconcileManualJob(ctx, &b, jobs)
 		if rej := (*rejection)(nil); errors.As(err, &rej) {
 			rejections = append(rejections, rej.Error())
@@ -344,6 +353,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if lb := b.Status.LastBackup; lb != nil && lb.FinishedTime != nil {
 		r.Metrics.setLastSuccess(b.Namespace, b.Name, float64(lb.FinishedTime.Unix()))
 	}
+	r.Metrics.setVerification(b.Namespace, b.Name, b.Status.LastVerification)
 	r.Metrics.setRunning(b.Namespace, b.Name, slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return finished(&j) == "" }))
 	return result, nil
 }
@@ -380,14 +390,16 @@ func joinMessages(parts ...string) string {
 	return out
 }
 
-// listJobs returns the Jobs of b, manual and scheduled, from the cache.
+// listJobs returns the backup Jobs of b, manual and scheduled, from the
+// cache. The scheduled drill's Jobs are not backups: they report their own
+// outcome in the Verified condition.
 func (r *Reconciler) listJobs(ctx context.Context, b *dbv1.DatabaseBackup) ([]batchv1.Job, error) {
 	var list batchv1.JobList
 	if err := r.Client.List(ctx, &list, client.InNamespace(b.Namespace),
 		client.MatchingLabels{LabelBackup: b.Name, LabelManagedBy: ManagedByValue}); err != nil {
 		return nil, fmt.Errorf("list Jobs of DatabaseBackup %s/%s: %w", b.Namespace, b.Name, err)
 	}
-	return list.Items, nil
+	return slices.DeleteFunc(list.Items, func(j batchv1.Job) bool { return j.Labels[LabelTrigger] == dbv1.JobTriggerVerify }), nil
 }
 
 // commonLabels are the labels of every object made for b.

@@ -234,6 +234,14 @@ func checkSpec(s *dbv1.DatabaseBackupSpec) *problem {
 			}
 		}
 	}
+	if v := s.Verification; v != nil && v.Enabled && v.Schedule != "" {
+		if _, err := cron.ParseStandard(v.Schedule); err != nil {
+			return &problem{reason: dbv1.ReasonScheduleInvalid, message: fmt.Sprintf("verification.schedule %q: %v", v.Schedule, err)}
+		}
+		if s.RepoByName(s.VerificationRepo()) == nil {
+			return &problem{reason: dbv1.ReasonRepoNotFound, message: "verification: no repo to drill from; set verification.repo to one of spec.repos"}
+		}
+	}
 	if t := s.ManualTrigger; t != nil {
 		if _, err := parseTriggerTime(t.Time); err != nil {
 			return &problem{reason: dbv1.ReasonSpecInvalid, message: fmt.Sprintf("manualTrigger.time %q is not an RFC 3339 time", t.Time)}
@@ -265,6 +273,12 @@ func neededSecrets(s *dbv1.DatabaseBackupSpec) []secretRef {
 	}
 	if p := s.Source.PasswordSecretRef; p != nil {
 		refs = append(refs, secretRef{field: "source.passwordSecretRef", name: p.Name, key: p.Key})
+	}
+	if v := s.Verification; v != nil && v.Enabled && v.IdentitySecret != nil {
+		refs = append(refs, secretRef{field: "verification.identitySecret", name: v.IdentitySecret.Name, key: v.IdentitySecret.Key})
+	}
+	if e := s.Encryption; e != nil && e.RecipientsSecret != nil {
+		refs = append(refs, secretRef{field: "encryption.recipientsSecret", name: e.RecipientsSecret.Name, key: e.RecipientsSecret.Key})
 	}
 	return refs
 }

@@ -54,6 +54,9 @@ type Env struct {
 	// JobName is the Job this pod belongs to; reported as
 	// status.reportedJob. Empty when run outside a Job.
 	JobName string
+	// DrillDir is the restore drill's scratch directory (a volume sized
+	// for the restored database); "" is the temporary directory.
+	DrillDir string
 }
 
 // EnvFromOS reads the pod contract's environment variables and checks that
@@ -68,6 +71,7 @@ func EnvFromOS(getenv func(string) string) (Env, error) {
 		SourcePassword: getenv(dbv1.JobEnvSourcePassword),
 		MountRoot:      getenv(EnvMountRoot),
 		JobName:        getenv(dbv1.JobEnvJobName),
+		DrillDir:       getenv(dbv1.JobEnvDrillDir),
 	}
 	var missing []string
 	if e.ResourceName == "" {
@@ -114,6 +118,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("get DatabaseBackup %s: %w", key, err)
 	}
+	if r.Env.Trigger == dbv1.JobTriggerVerify {
+		return r.verifyLatest(ctx, key, db)
+	}
 	res, runErr := r.backup(ctx, db)
 	if runErr != nil {
 		if ctx.Err() != nil {
@@ -134,7 +141,41 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.report(rctx, key, db.Generation, res, runErr); err != nil {
 		return errors.Join(runErr, err)
 	}
+	if runErr == nil && verifyAfterBackup(db) {
+		// The backup is committed and reported; a drill that fails says so
+		// in Verified and does not fail the Job (a retry would back up
+		// again for nothing).
+		out := r.runDrill(ctx, db, res.repo, res.manifest.ID)
+		vctx, vcancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer vcancel()
+		if err := r.reportVerification(vctx, key, db.Generation, out); err != nil {
+			r.Log.Error("could not record the drill's outcome", "error", err)
+		}
+	}
 	return runErr
+}
+
+// verifyLatest is the scheduled drill: the newest backup of the verification
+// repo, restored and checked. Its error fails the Job only when the drill
+// could not be reported.
+func (r *Runner) verifyLatest(ctx context.Context, key types.NamespacedName, db *dbv1.DatabaseBackup) error {
+	if db.Spec.Verification == nil || !db.Spec.Verification.Enabled {
+		return permanent(errors.New("spec.verification is not enabled"))
+	}
+	out := r.runDrill(ctx, db, db.Spec.VerificationRepo(), "latest")
+	timeout := r.ReportTimeout
+	if timeout <= 0 {
+		timeout = DefaultReportTimeout
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := r.reportVerification(rctx, key, db.Generation, out); err != nil {
+		return errors.Join(out.err, err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("drill stopped before it finished (the pod was terminated or the Job's deadline passed): %w", ctx.Err())
+	}
+	return nil
 }
 
 // result is what a successful backup reports.
@@ -165,6 +206,10 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	if err != nil {
 		return nil, permanent(err)
 	}
+	recipients, err := r.recipients(db.Spec.Encryption)
+	if err != nil {
+		return nil, err
+	}
 	bucket, err := drivers.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -172,7 +217,7 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	defer bucket.Close()
 
 	prefix := repo.KeyPrefix(db.Namespace, db.Name)
-	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now}
+	opts := archiver.BackupOptions{Prefix: prefix, Name: db.Name, Logger: r.Log, ToolVersion: r.ToolVersion, Now: r.Now, Recipients: recipients}
 	if db.Spec.CompressionLevel != nil {
 		opts.Level = int(*db.Spec.CompressionLevel)
 	}
@@ -205,6 +250,49 @@ func (r *Runner) backup(ctx context.Context, db *dbv1.DatabaseBackup) (*result, 
 	return res, nil
 }
 
+// recipients parses spec.encryption: the inline public keys and the
+// mounted recipients file. The schema only checked a prefix and an
+// alphabet; a key that does not parse fails the backup with reason
+// InvalidRecipient before the database is touched. Errors name the entry or
+// the line, never its text.
+func (r *Runner) recipients(e *dbv1.Encryption) ([]archiver.Recipient, error) {
+	if e == nil {
+		return nil, nil
+	}
+	var out []archiver.Recipient
+	for i, s := range e.Recipients {
+		rc, err := archiver.ParseRecipient(string(s))
+		if err != nil {
+			return nil, &invalidRecipientError{fmt.Errorf("spec.encryption.recipients[%d]: %w", i, err)}
+		}
+		out = append(out, rc)
+	}
+	if ref := e.RecipientsSecret; ref != nil {
+		name := fmt.Sprintf("spec.encryption.recipientsSecret (Secret %s, key %s)", ref.Name, ref.Key)
+		f, err := os.Open(r.Env.path(filepath.Join(dbv1.RecipientsMountPath, dbv1.RecipientsFile)))
+		if err != nil {
+			return nil, permanent(fmt.Errorf("%s: read the mounted file: %w", name, err))
+		}
+		defer f.Close()
+		rs, err := archiver.ParseRecipients(f, name)
+		if err != nil {
+			return nil, &invalidRecipientError{err}
+		}
+		out = append(out, rs...)
+	}
+	if len(out) == 0 {
+		return nil, &invalidRecipientError{errors.New("spec.encryption names no recipient")}
+	}
+	return out, nil
+}
+
+// invalidRecipientError is a recipient the job cannot encrypt to: a
+// permanent failure reported with reason InvalidRecipient.
+type invalidRecipientError struct{ err error }
+
+func (e *invalidRecipientError) Error() string { return e.err.Error() }
+func (e *invalidRecipientError) Unwrap() error { return e.err }
+
 // permanentError is a failure another attempt of the Job cannot fix.
 type permanentError struct{ err error }
 
@@ -222,7 +310,7 @@ func ExitCode(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, new(*permanentError)), errors.Is(err, drivers.ErrPermissionDenied):
+	case errors.As(err, new(*permanentError)), errors.As(err, new(*invalidRecipientError)), errors.Is(err, drivers.ErrPermissionDenied):
 		return dbv1.JobExitPermanent
 	}
 	return 1
@@ -388,9 +476,13 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, generatio
 		before := db.Status.DeepCopy()
 		cond := metav1.Condition{Type: dbv1.ConditionSucceeded, ObservedGeneration: generation}
 		if runErr != nil {
-			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, dbv1.ReasonBackupFailed, oneLine(runErr.Error())
+			reason := dbv1.ReasonBackupFailed
+			if errors.As(runErr, new(*invalidRecipientError)) {
+				reason = dbv1.ReasonInvalidRecipient
+			}
+			cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, reason, oneLine(runErr.Error())
 			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, Outcome: dbv1.RunFailed,
-				FinishedTime: metav1.NewTime(r.Now().Truncate(time.Second)), Message: cond.Message}, dbv1.ReasonBackupFailed)
+				FinishedTime: metav1.NewTime(r.Now().Truncate(time.Second)), Message: cond.Message}, reason)
 		} else {
 			cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, dbv1.ReasonBackupSucceeded, dbv1.MessageBackupSucceeded
 			m := res.manifest
@@ -401,6 +493,10 @@ func (r *Runner) report(ctx context.Context, key types.NamespacedName, generatio
 				StoredSize:   m.StoredSize,
 				Duration:     &metav1.Duration{Duration: m.Duration().Round(time.Millisecond)},
 				FinishedTime: &metav1.Time{Time: m.EndTime},
+			}
+			if m.Encryption != nil {
+				db.Status.LastBackup.Encrypted = true
+				db.Status.LastBackup.Recipients = int32(len(m.Encryption.Recipients))
 			}
 			db.Status.RecordRun(dbv1.BackupRun{Job: r.Env.JobName, ID: m.ID, Outcome: dbv1.RunSucceeded,
 				FinishedTime: metav1.NewTime(m.EndTime), Duration: db.Status.LastBackup.Duration, StoredSize: m.StoredSize}, "")

@@ -119,3 +119,58 @@ func TestExitCode(t *testing.T) {
 		}
 	}
 }
+
+// spec.encryption becomes the backup's recipients: the inline keys, then
+// the mounted recipients file. A key that does not parse is an
+// InvalidRecipient failure (exit 3) naming the entry or line, never its
+// text; a missing file is permanent too.
+func TestRecipientsFromSpec(t *testing.T) {
+	const (
+		ageKey = "age1wjkw9cx4nnk54wazkhhjk774vtsyfve53fqf89luw9skgh0rqausjnj233"
+		sshKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMVjJyge56y8QHBSw8h1kbB4GW79CpRjJMReqQaA62wC ops@example.com"
+		secret = "AGE-SECRET-KEY-1AVWEPUJDNKG0MAU5WT93RQ7E63C4H2TNF6K7KFK9FS4C0FESLVGQTXR9CA"
+	)
+	root := t.TempDir()
+	dir := filepath.Join(root, dbv1.RecipientsMountPath)
+	must(t, os.MkdirAll(dir, 0o755))
+	file := filepath.Join(dir, dbv1.RecipientsFile)
+	r := &Runner{Env: Env{MountRoot: root}}
+	ref := &dbv1.SecretKeyRef{Name: "keys", Key: "recipients"}
+
+	if rs, err := r.recipients(nil); rs != nil || err != nil {
+		t.Fatalf("no encryption: %v, %v", rs, err)
+	}
+	must(t, os.WriteFile(file, []byte("# ops\n\n"+sshKey+"\n"), 0o400))
+	rs, err := r.recipients(&dbv1.Encryption{Recipients: []dbv1.AgeRecipient{ageKey}, RecipientsSecret: ref})
+	if err != nil || len(rs) != 2 || rs[0].String() != ageKey || rs[1].String() != strings.TrimSuffix(sshKey, " ops@example.com") {
+		t.Fatalf("recipients = %v, %v; want the inline key, then the file's", rs, err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		enc  *dbv1.Encryption
+		file string
+		want string
+	}{
+		{"bad inline checksum", &dbv1.Encryption{Recipients: []dbv1.AgeRecipient{ageKey, dbv1.AgeRecipient(ageKey[:len(ageKey)-1] + "q")}}, "", "spec.encryption.recipients[1]: malformed age recipient"},
+		{"identity in the file", &dbv1.Encryption{RecipientsSecret: ref}, "# ops\n" + sshKey + "\n" + secret + "\n", "spec.encryption.recipientsSecret (Secret keys, key recipients), line 3: this is a secret key"},
+		{"empty file", &dbv1.Encryption{RecipientsSecret: ref}, "# nobody\n", "holds no recipient"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.file != "" {
+				must(t, os.WriteFile(file, []byte(tc.file), 0o400))
+			}
+			_, err := r.recipients(tc.enc)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || ExitCode(err) != dbv1.JobExitPermanent || !errors.As(err, new(*invalidRecipientError)) {
+				t.Fatalf("recipients = %v (exit %d), want InvalidRecipient %q", err, ExitCode(err), tc.want)
+			}
+			if strings.Contains(err.Error(), secret[16:]) {
+				t.Fatalf("error repeats the secret: %v", err)
+			}
+		})
+	}
+	must(t, os.Remove(file))
+	if _, err := r.recipients(&dbv1.Encryption{RecipientsSecret: ref}); err == nil || ExitCode(err) != dbv1.JobExitPermanent || !strings.Contains(err.Error(), "recipientsSecret") {
+		t.Fatalf("missing recipients file: %v", err)
+	}
+}

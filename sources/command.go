@@ -65,13 +65,14 @@ func (c *Command) Cmd(ctx context.Context) *exec.Cmd {
 }
 
 // inheritedEnv is our environment without dbarchive's own password
-// variables (DBARCHIVE_SOURCE_PASSWORD, …): a tool gets a password only
-// the way its source passes it on.
+// variables (DBARCHIVE_SOURCE_PASSWORD, …) and its age identity
+// (DBARCHIVE_IDENTITY): a tool gets a password only the way its source
+// passes it on, and never a key.
 func inheritedEnv() []string {
 	env := os.Environ()
 	return slices.DeleteFunc(env, func(kv string) bool {
 		name, _, _ := strings.Cut(kv, "=")
-		return strings.HasPrefix(name, "DBARCHIVE_") && strings.HasSuffix(name, "PASSWORD")
+		return strings.HasPrefix(name, "DBARCHIVE_") && (strings.HasSuffix(name, "PASSWORD") || name == "DBARCHIVE_IDENTITY")
 	})
 }
 

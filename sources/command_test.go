@@ -312,3 +312,20 @@ func TestRunMayStopReadingDrains(t *testing.T) {
 		t.Fatalf("Run over a broken input = %v, want its error", err)
 	}
 }
+
+// A tool inherits dbarchive's environment without its password variables
+// and its age identity: a tool gets a password only as its source passes it
+// on, and never a key.
+func TestToolsDoNotInheritSecrets(t *testing.T) {
+	t.Setenv("DBARCHIVE_SOURCE_PASSWORD", "pw-not-for-tools")
+	t.Setenv("DBARCHIVE_IDENTITY", "AGE-SECRET-KEY-1NOTFORTOOLS")
+	t.Setenv("DBARCHIVE_REPO", "file:///kept")
+	var out bytes.Buffer
+	if err := sh(`env`).Run(context.Background(), nil, &out); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	env := out.String()
+	if strings.Contains(env, "pw-not-for-tools") || strings.Contains(env, "NOTFORTOOLS") || !strings.Contains(env, "DBARCHIVE_REPO=file:///kept") {
+		t.Fatalf("tool environment:\n%s", env)
+	}
+}

@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 // Source is one database (or other stream producer) named by a URL.
@@ -144,6 +146,15 @@ type Formatted interface {
 	Format() string
 }
 
+// Scannable is a Source whose dump the archiver reads as it streams past,
+// to record each table's rows and to fail a dump that did not end the way
+// its tool ends a complete one.
+type Scannable interface {
+	// DumpScanner returns a new scanner for one dump, or nil when this
+	// source's dump format is not read (postgres tar).
+	DumpScanner() dumpscan.Scanner
+}
+
 // Opener builds a Source from a URL. A URL whose scheme is not followed by
 // "//" is opaque: u.Opaque holds the rest exactly as given (exec: command
 // lines hold spaces, %, # and ? that URL parsing would mangle).
@@ -229,4 +240,14 @@ func WithoutPassword(u *url.URL) string {
 		c.User = url.User(c.User.Username())
 	}
 	return c.String()
+}
+
+// Querier is a target a drill can inspect after restoring into it: Query
+// runs one SQL statement in the target database through the type's own
+// client and returns its rows as text (NULL is ""), and Drop removes the
+// target database. Both connect as the Restorer does, with the same
+// credentials handling.
+type Querier interface {
+	Query(ctx context.Context, sql string) ([][]string, error)
+	Drop(ctx context.Context) error
 }

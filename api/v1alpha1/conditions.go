@@ -66,6 +66,11 @@ const (
 	ReasonBackupSucceeded = "BackupSucceeded"
 	// ReasonBackupFailed: the last backup failed; the message says why.
 	ReasonBackupFailed = "BackupFailed"
+	// ReasonInvalidRecipient: spec.encryption names a recipient (inline or
+	// in recipientsSecret) that is not a public key age can encrypt to; the
+	// message names the entry or line, never its text. Nothing was backed
+	// up.
+	ReasonInvalidRecipient = "InvalidRecipient"
 	// ReasonBackupRunning: a backup Job is running.
 	ReasonBackupRunning = "BackupRunning"
 	// ReasonBackupSkipped: a scheduled run did not start because the

@@ -1,6 +1,11 @@
 package v1alpha1
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+)
 
 // The contract between the operator, which builds the backup pod, and the
 // job binary (`dbarchive job`), which runs in it. Both import these names so
@@ -77,6 +82,13 @@ const (
 	FSRepoMountPath = "/var/lib/dbarchive/repo"
 	// TmpMountPath is a writable emptyDir: the root filesystem is read-only.
 	TmpMountPath = "/tmp"
+	// RecipientsMountPath is where spec.encryption.recipientsSecret's key is
+	// mounted, as the file RecipientsFile: public keys only. No identity is
+	// ever mounted into a backup pod.
+	RecipientsMountPath = "/var/run/dbarchive/recipients"
+	// RecipientsFile is the recipients file's name under
+	// RecipientsMountPath, whatever the key in the Secret is called.
+	RecipientsFile = "recipients.txt"
 )
 
 // DefaultCABundleKey is the Secret key of a CA bundle when caBundle.key is
@@ -182,4 +194,13 @@ func (r *DatabaseRestore) ResolveRepo(db *DatabaseBackup) (*Repo, string) {
 		return repo, ""
 	}
 	return nil, "repo " + name + " is not in spec.repos of DatabaseBackup " + db.Name
+}
+
+// ManualJobName is the Job of one manual trigger time: the same instant
+// always gives the same name, however it is written, so a Job is never
+// created twice for one time, and a client that set the time knows which
+// Job (and which status.history entry) is its backup.
+func ManualJobName(backupName string, t time.Time) string {
+	sum := sha256.Sum256([]byte(t.UTC().Format(time.RFC3339Nano)))
+	return backupName + "-manual-" + hex.EncodeToString(sum[:4])
 }

@@ -41,6 +41,8 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.manualTrigger) || self.repos.exists(r, r.name == self.manualTrigger.repo)",message="manualTrigger.repo must be the name of a repo in spec.repos"
 // +kubebuilder:validation:XValidation:rule="!has(self.scheduledTrigger) || self.repos.exists(r, r.name == self.scheduledTrigger.repo)",message="scheduledTrigger.repo must be the name of a repo in spec.repos"
+// +kubebuilder:validation:XValidation:rule="!has(self.verification) || !has(self.verification.repo) || self.repos.exists(r, r.name == self.verification.repo)",message="verification.repo must be the name of a repo in spec.repos"
+// +kubebuilder:validation:XValidation:rule="!has(self.encryption) || !has(self.verification) || !has(self.verification.afterBackup) || !self.verification.afterBackup",message="verification.afterBackup cannot drill an encrypted backup: the backup Job never holds an identity; use verification.schedule with verification.identitySecret"
 type DatabaseBackupSpec struct {
 	// repos are the places backups can be written to. A trigger names one of
 	// them. Names must be unique within the list.
@@ -100,6 +102,11 @@ type DatabaseBackupSpec struct {
 	// +optional
 	Concurrency *int32 `json:"concurrency,omitempty"`
 
+	// verification proves backups by restoring them into a throwaway
+	// server (a restore drill), after each backup or on a schedule.
+	// +optional
+	Verification *Verification `json:"verification,omitempty"`
+
 	// suspend pauses this resource: the CronJob is suspended and a manual
 	// trigger that has not run yet waits until suspend is false again.
 	// +optional
@@ -142,7 +149,47 @@ type DatabaseBackupSpec struct {
 	// metadata, pull secrets and the pod's ServiceAccount.
 	// +optional
 	PodTemplate *PodTemplate `json:"podTemplate,omitempty"`
+
+	// encryption encrypts every backup on the client with age, to public
+	// keys only: the repo then holds data.zst.age, which the storage
+	// provider cannot read and the backup Job cannot decrypt (it never
+	// receives an identity). Restoring needs one of the recipients'
+	// identities; lose them all and nothing can restore these backups.
+	// +optional
+	Encryption *Encryption `json:"encryption,omitempty"`
 }
+
+// Encryption names the public keys backups are encrypted to. Either list,
+// or both, may be given; a backup is decryptable by any one recipient.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.recipients) && size(self.recipients) > 0) || has(self.recipientsSecret)",message="encryption needs recipients or recipientsSecret"
+type Encryption struct {
+	// recipients are public keys, inline (they are not secret): age X25519
+	// keys (age1…, from age-keygen -y), post-quantum age keys (age1pq1…),
+	// or ssh-ed25519 / ssh-rsa public keys (one id_*.pub line). Never put
+	// an identity (AGE-SECRET-KEY-…) here: the schema refuses it.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Recipients []AgeRecipient `json:"recipients,omitempty"`
+
+	// recipientsSecret is a Secret key holding a recipients file in age's
+	// format (one public key a line, # comments). It is mounted into the
+	// backup Job; it must hold public keys only, never an identity.
+	// +optional
+	RecipientsSecret *SecretKeyRef `json:"recipientsSecret,omitempty"`
+}
+
+// AgeRecipient is one public key in a recipient's text form. The schema
+// checks its prefix and alphabet; the job parses it fully and fails with
+// reason InvalidRecipient when it does not. The rule's reason is
+// FieldValueForbidden because the API server repeats the value of an
+// Invalid field in its error, and a refused value may be a secret key.
+//
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=4096
+// +kubebuilder:validation:XValidation:rule="self.matches('^(age1(pq1)?[qpzry9x8gf2tvdw0s3jn54khce6mua7l]+|ssh-(ed25519|rsa) AAAA[A-Za-z0-9+/]+=*( .*)?)$')",message="a recipient must be an age public key (age1…) or an ssh-ed25519/ssh-rsa public key; never an identity (AGE-SECRET-KEY-…)",reason=FieldValueForbidden
+type AgeRecipient string
 
 // PodTemplate customises the backup pod. The container, its command,
 // environment, mounts and security context stay the operator's.
@@ -460,6 +507,10 @@ type DatabaseBackupStatus struct {
 	// +optional
 	LastBackup *LastBackup `json:"lastBackup,omitempty"`
 
+	// lastVerification is the outcome of the newest restore drill.
+	// +optional
+	LastVerification *LastVerification `json:"lastVerification,omitempty"`
+
 	// lastScheduleTime is when the CronJob last started a Job.
 	// +optional
 	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
@@ -588,6 +639,17 @@ type LastBackup struct {
 	// finishedTime is when the backup was committed.
 	// +optional
 	FinishedTime *metav1.Time `json:"finishedTime,omitempty"`
+
+	// encrypted is true when the backup is encrypted with age (to
+	// spec.encryption's recipients at the time): restoring it needs an
+	// identity.
+	// +optional
+	Encrypted bool `json:"encrypted,omitempty"`
+
+	// recipients is the number of public keys an encrypted backup is
+	// encrypted to (the keys themselves are in the backup's manifest).
+	// +optional
+	Recipients int32 `json:"recipients,omitempty"`
 }
 
 // DatabaseBackup backs a database up to object storage, once on request or
@@ -601,6 +663,7 @@ type LastBackup struct {
 // +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.lastBackup.finishedTime`
 // +kubebuilder:printcolumn:name="Succeeded",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Verified",type=string,JSONPath=`.status.conditions[?(@.type=="Verified")].status`
 // +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Next",type=date,JSONPath=`.status.nextScheduleTime`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Succeeded")].reason`,priority=1

@@ -31,6 +31,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// A key pair made with age-keygen for these tests (it protects nothing), and
+// an ssh public key line.
+const (
+	testRecipient    = "age1wjkw9cx4nnk54wazkhhjk774vtsyfve53fqf89luw9skgh0rqausjnj233"
+	testIdentity     = "AGE-SECRET-KEY-1AVWEPUJDNKG0MAU5WT93RQ7E63C4H2TNF6K7KFK9FS4C0FESLVGQTXR9CA"
+	testSSHRecipient = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMVjJyge56y8QHBSw8h1kbB4GW79CpRjJMReqQaA62wC ops@example.com"
+)
+
 // valid is a DatabaseBackup every rule accepts; each case breaks one thing.
 const valid = `
 apiVersion: database.sample.third.party/v1alpha1
@@ -151,6 +159,21 @@ func TestValidationRules(t *testing.T) {
 		{"time zone Local", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.timeZone", "Local")}, `"Local" is not allowed by CronJobs`},
 		{"time zone empty", []func(*unstructured.Unstructured){set("spec.scheduledTrigger.timeZone", "")}, "spec.scheduledTrigger.timeZone"},
 		{"bad part size", []func(*unstructured.Unstructured){set("spec.partSize", "lots")}, "spec.partSize"},
+		{"encryption to age and ssh keys", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient, testSSHRecipient}})}, ""},
+		{"encryption to a recipients Secret", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipientsSecret": map[string]any{"name": "keys", "key": "recipients.txt"}})}, ""},
+		{"encryption to nobody", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{}})}, "encryption needs recipients or recipientsSecret"},
+		{"verification after backup", []func(*unstructured.Unstructured){set("spec.verification", map[string]any{"enabled": true, "afterBackup": true, "checks": []any{map[string]any{"name": "rows", "sql": "SELECT count(*) > 0 FROM t"}}})}, ""},
+		{"verification on a schedule", []func(*unstructured.Unstructured){set("spec.verification", map[string]any{"enabled": true, "schedule": "0 5 * * 0", "repo": "local"})}, ""},
+		{"verification that never runs", []func(*unstructured.Unstructured){set("spec.verification", map[string]any{"enabled": true})}, "verification.enabled needs afterBackup: true or a schedule"},
+		{"verification of an unknown repo", []func(*unstructured.Unstructured){set("spec.verification", map[string]any{"enabled": true, "schedule": "@daily", "repo": "nope"})}, "verification.repo must be the name of a repo in spec.repos"},
+		{"verification check without sql", []func(*unstructured.Unstructured){set("spec.verification", map[string]any{"enabled": true, "afterBackup": true, "checks": []any{map[string]any{"name": "x"}}})}, "spec.verification.checks[0].sql: Required"},
+		{"encrypted and drilled after backup", []func(*unstructured.Unstructured){
+			set("spec.encryption", map[string]any{"recipients": []any{testRecipient}}),
+			set("spec.verification", map[string]any{"enabled": true, "afterBackup": true}),
+		}, "verification.afterBackup cannot drill an encrypted backup"},
+		{"encryption to an identity", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient, testIdentity}})}, "spec.encryption.recipients[1]: Forbidden: a recipient must be an age public key"},
+		{"encryption to garbage", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{"age1ABC"}})}, "a recipient must be an age public key"},
+		{"encryption to a key with two lines", []func(*unstructured.Unstructured){set("spec.encryption", map[string]any{"recipients": []any{testRecipient + "\n" + testRecipient}})}, "a recipient must be an age public key"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,6 +196,8 @@ func TestValidationRules(t *testing.T) {
 				t.Fatalf("rejected for another reason: %v", err)
 			case !strings.Contains(err.Error(), tc.want):
 				t.Fatalf("message %q does not contain %q", err.Error(), tc.want)
+			case strings.Contains(err.Error(), testIdentity[16:]):
+				t.Fatalf("the API server's message repeats the identity: %v", err)
 			default:
 				t.Logf("rejected: %v", err)
 			}

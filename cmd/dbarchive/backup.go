@@ -19,6 +19,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 		source, repo, name, format, partSize, passwordFile, output string
 		level, concurrency                                         int
 		stallTimeout                                               time.Duration
+		encryption                                                 recipientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "backup --source URL [--repo URL]",
@@ -29,7 +30,12 @@ leaves nothing that list, restore or retention would take for a backup.
 
 Source URLs: postgres://user@host:port/db?sslmode=…, mysql://user@host:port/db,
 http(s)://…, exec:COMMAND LINE. The source password comes from
-DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
+DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.
+
+With --recipient, --recipients-file or DBARCHIVE_RECIPIENTS the backup is
+encrypted with age to those public keys: the repo then holds data.zst.age,
+which only their identities decrypt (age -d -i key.txt data.zst.age | zstd -d).
+Lose every identity and nothing can restore the backup.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if source == "" {
@@ -41,6 +47,10 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 			}
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)
+			}
+			recipients, err := encryption.parse()
+			if err != nil {
+				return err
 			}
 			src, err := sources.Open(source, sources.Options{
 				Password:     os.Getenv("DBARCHIVE_SOURCE_PASSWORD"),
@@ -68,6 +78,7 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 				Progress:     progress,
 				Logger:       g.log,
 				ToolVersion:  version,
+				Recipients:   recipients,
 			})
 			stopProgress()
 			if err != nil {
@@ -78,8 +89,12 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(m)
 			}
-			_, err = fmt.Fprintf(g.stdout, "%s\t%s stored (%s uncompressed, ratio %.2f) in %s\n", m.ID,
-				humanize.IBytes(uint64(m.StoredSize)), humanize.IBytes(uint64(m.UncompressedSize)), m.Ratio(), m.Duration().Round(time.Millisecond))
+			encrypted := ""
+			if m.Encryption != nil {
+				encrypted = fmt.Sprintf(", encrypted to %d recipient(s)", len(m.Encryption.Recipients))
+			}
+			_, err = fmt.Fprintf(g.stdout, "%s\t%s stored (%s uncompressed, ratio %.2f%s) in %s\n", m.ID,
+				humanize.IBytes(uint64(m.StoredSize)), humanize.IBytes(uint64(m.UncompressedSize)), m.Ratio(), encrypted, m.Duration().Round(time.Millisecond))
 			return err
 		},
 	}
@@ -93,6 +108,7 @@ DBARCHIVE_SOURCE_PASSWORD or --password-file, never from the command line.`,
 	cmd.Flags().StringVar(&passwordFile, "password-file", "", "file whose first line is the source password")
 	cmd.Flags().DurationVar(&stallTimeout, "stall-timeout", 0, "abort when the pipeline moves nothing for this long (0: 10m; negative: never)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "result format: text or json")
+	encryption.register(cmd)
 	return cmd
 }
 

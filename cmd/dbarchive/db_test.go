@@ -197,8 +197,8 @@ exit 1
 		r = c.ok("list", "--repo", fileURL(dir), "-o", "json")
 		noLeak(t, "list", r.stdout)
 		files := repoFiles(t, dir)
-		if len(files) != 3 {
-			t.Fatalf("repo holds %v, want a data object, a parts object and a manifest", files)
+		if len(files) != 4 {
+			t.Fatalf("repo holds %v, want a data object, a parts object, a table list and a manifest", files)
 		}
 		for _, f := range files {
 			b, err := os.ReadFile(filepath.Join(dir, f))

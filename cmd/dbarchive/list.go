@@ -72,10 +72,10 @@ included); each takes an RFC 3339 time or a duration before now (24h, 90m).`,
 			// SOURCE, DATABASE and NAME together are the backup's set:
 			// retention and latest work within one.
 			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tNAME\tSTORED\tRATIO")
+			fmt.Fprintln(w, "ID\tTIME\tSOURCE\tDATABASE\tNAME\tSTORED\tRATIO\tENCRYPTED")
 			for _, m := range backups {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\n", m.ID, m.EndTime.Local().Format(time.DateTime),
-					m.Source.Type, orDash(m.Source.Database), orDash(m.Name), humanize.IBytes(uint64(m.StoredSize)), m.Ratio())
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", m.ID, m.EndTime.Local().Format(time.DateTime),
+					m.Source.Type, orDash(m.Source.Database), orDash(m.Name), humanize.IBytes(uint64(m.StoredSize)), m.Ratio(), encryptedColumn(m))
 			}
 			return w.Flush()
 		},
@@ -100,6 +100,14 @@ func parseTimeFlag(flag, v string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, usagef("%s %q: want an RFC 3339 time (2026-11-29T03:00:00Z) or a duration before now (24h)", flag, v)
+}
+
+// encryptedColumn says whether a backup is encrypted, and to how many keys.
+func encryptedColumn(m *archiver.Manifest) string {
+	if m.Encryption == nil {
+		return "no"
+	}
+	return fmt.Sprintf("%s, %d recipient(s)", m.Encryption.Scheme, len(m.Encryption.Recipients))
 }
 
 func orDash(s string) string {

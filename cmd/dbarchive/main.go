@@ -10,13 +10,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dbarchive/dbarchive/plugin"
 )
 
 // Exit codes, documented in the README.
@@ -42,7 +47,41 @@ func main() {
 	// upload and exits non-zero, leaving nothing that looks like a backup.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Installed as kubectl-dbarchive (a link to this binary), it is the
+	// kubectl plugin: `kubectl dbarchive backup NAME`.
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-dbarchive") {
+		os.Exit(runPlugin(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, os.Args[1:]))
+}
+
+// runPlugin runs the kubectl plugin; exit codes as dbarchive's: 0, 1 for a
+// failure (a backup that failed), 2 for a usage error.
+func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := plugin.NewCommand(plugin.Options{Stdout: stdout, Stderr: stderr})
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	started := false
+	for _, c := range root.Commands() {
+		pre := c.PreRunE
+		c.PreRunE = func(cmd *cobra.Command, args []string) error {
+			started = true
+			if pre != nil {
+				return pre(cmd, args)
+			}
+			return nil
+		}
+	}
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "kubectl dbarchive:", err)
+	if plugin.IsUsage(err) || !started {
+		return exitUsage
+	}
+	return exitFailure
 }
 
 func run(ctx context.Context, args []string) int {

@@ -21,6 +21,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 		repo, backupID, target, output, passwordFile string
 		createDB, force, overwrite                   bool
 		sets                                         setFlags
+		keys                                         identityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "restore [--repo URL] [--backup ID|latest|before:TIME] (--target URL | --output FILE|-)",
@@ -39,7 +40,10 @@ Tables the backup does not hold stay.
 --backup before:2026-11-29T03:00:00Z takes the newest backup that finished at
 or before that time.
 
-The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
+The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.
+
+An encrypted backup needs one of its identities: --identity-file FILE (what
+age-keygen wrote, or an ssh private key) or DBARCHIVE_IDENTITY (the key's text).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (target == "") == (output == "") {
@@ -53,12 +57,20 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 					return usagef("--output %s exists; give --force to replace it", output)
 				}
 			}
+			ids, err := keys.load(g)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			b, prefix, m, err := openBackup(ctx, repo, backupID, &sets)
 			if err != nil {
 				return err
 			}
 			defer b.Close()
+			// Before the target is touched: nothing can be restored.
+			if m.Encryption != nil && ids == nil {
+				return needIdentity(m)
+			}
 			var sink func(io.Reader) error
 			switch {
 			case target != "":
@@ -73,7 +85,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 			}
 			progress := new(archiver.Progress)
 			stop := g.showProgress("restore", progress)
-			err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log}, sink)
+			err = archiver.Restore(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log, Identities: ids}, sink)
 			stop()
 			if err != nil {
 				return err
@@ -91,6 +103,7 @@ The target password comes from DBARCHIVE_TARGET_PASSWORD or --password-file.`,
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "restore into a target database that already holds tables (see above for what each type does)")
 	sets.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing --output file")
+	keys.register(cmd)
 	return cmd
 }
 
@@ -183,12 +196,42 @@ func fileSink(path string, force bool) func(io.Reader) error {
 func newVerifyCommand(g *globals) *cobra.Command {
 	var repo, backupID string
 	var sets setFlags
+	var d drillFlags
+	var keys identityFlags
 	cmd := &cobra.Command{
-		Use:   "verify [--repo URL] [--backup ID|latest|before:TIME]",
-		Short: "Read a backup in full and check its checksums and sizes",
-		Args:  cobra.NoArgs,
+		Use:   "verify [--repo URL] [--backup ID|latest|before:TIME] [--restore [--restore-to URL] [--check SQL]... [--checks-file F] [-o table|json]]",
+		Short: "Read a backup in full and check its checksums and sizes; with --restore, prove it restores",
+		Long: `Without --restore: reads the whole backup and checks every sha256 and size.
+
+With --restore (the drill): after that integrity pass, restores the backup into
+a throwaway server (PostgreSQL: initdb into a temporary directory; MariaDB:
+mariadb-install-db), listening on a Unix socket only, of a major no older than
+the one the dump came from; or, with --restore-to, into a new database on an
+existing server. Then it checks every table the backup recorded is there with
+as many rows, and runs each --check (SQL returning one row whose first column
+is true or non-zero). The server, its directory and the database are removed
+on success, failure, SIGINT and SIGTERM.
+
+The report (a table on a terminal, JSON otherwise or with -o json) holds the
+backup id, the download and restore times, the tables and rows checked, each
+check's outcome and the server version; it is also stored in the repo as
+<prefix>/<id>/verify/<time>.json, and prune removes it with the backup. Exit 1
+when anything failed, naming it.
+
+An encrypted backup's content is checked only with one of its identities
+(--identity-file or DBARCHIVE_IDENTITY); without one, verify checks the stored
+(encrypted) bytes against their sha256 and sizes and says that the content was
+not checked, and verify --restore refuses.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkBackupID(backupID); err != nil {
+				return err
+			}
+			if err := d.check(cmd); err != nil {
+				return err
+			}
+			ids, err := keys.load(g)
+			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
@@ -198,10 +241,23 @@ func newVerifyCommand(g *globals) *cobra.Command {
 			}
 			defer b.Close()
 			progress := new(archiver.Progress)
+			if d.restore {
+				return runDrill(cmd, g, b, prefix, m, &d, progress, ids)
+			}
 			stop := g.showProgress("verify", progress)
-			err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log})
+			opts := archiver.RestoreOptions{Prefix: prefix, Progress: progress, Logger: g.log, Identities: ids}
+			storedOnly := m.Encryption != nil && ids == nil
+			if storedOnly {
+				err = archiver.VerifyStored(ctx, b, m, opts)
+			} else {
+				err = archiver.Verify(ctx, b, m, opts)
+			}
 			stop()
 			if err != nil {
+				return err
+			}
+			if storedOnly {
+				_, err = fmt.Fprintf(g.stdout, "%s\tok (stored bytes only)\t%d bytes stored, sha256 of every part and of the object verified; content NOT checked: the backup is encrypted and no identity was given\n", m.ID, m.StoredSize)
 				return err
 			}
 			_, err = fmt.Fprintf(g.stdout, "%s\tok\t%d bytes stored, %d bytes uncompressed, sha256 verified\n", m.ID, m.StoredSize, m.UncompressedSize)
@@ -211,6 +267,8 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVar(&backupID, "backup", "latest", "backup id, latest, or before:<RFC 3339 time>")
 	sets.register(cmd)
+	d.register(cmd)
+	keys.register(cmd)
 	return cmd
 }
 

@@ -31,6 +31,9 @@ type globals struct {
 	// interactive is true when stderr is a terminal: progress is drawn as a
 	// bar instead of log lines.
 	interactive bool
+	// identityEnv is DBARCHIVE_IDENTITY, taken out of the environment
+	// before anything runs (takeIdentityEnv).
+	identityEnv string
 }
 
 func newRootCommand() (*cobra.Command, *globals) {
@@ -41,6 +44,7 @@ func newRootCommand() (*cobra.Command, *globals) {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.takeIdentityEnv()
 			warnings, err := applyEnv(cmd)
 			if err != nil {
 				return err

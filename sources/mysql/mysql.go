@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 func init() { sources.Register(Open, "mysql", "mariadb") }
@@ -57,8 +58,9 @@ type Source struct {
 }
 
 var (
-	_ sources.Source   = (*Source)(nil)
-	_ sources.Restorer = (*Source)(nil)
+	_ sources.Source    = (*Source)(nil)
+	_ sources.Restorer  = (*Source)(nil)
+	_ sources.Scannable = (*Source)(nil)
 )
 
 // Open builds a source from mysql://user[:password]@host[:port]/db, with an
@@ -249,6 +251,10 @@ func (s *Source) CheckRestore(ctx context.Context) error {
 	return sources.CheckEmptyRows(s.Describe(), out)
 }
 
+// DumpScanner reads the dump's INSERT statements; the database is the
+// tables' schema.
+func (s *Source) DumpScanner() dumpscan.Scanner { return dumpscan.NewMariaDB(s.db) }
+
 // Dump writes the header line with the database's defaults, then runs
 // mariadb-dump with --single-transaction (a consistent snapshot of InnoDB
 // tables without locking them) and streams the SQL to w.
@@ -339,10 +345,8 @@ func (s *Source) Restore(ctx context.Context, r io.Reader) (err error) {
 // dropCreated removes the database this restore created, even when ctx has
 // been cancelled: that cancellation is usually why the restore failed.
 func (s *Source) dropCreated(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupLimit)
-	defer cancel()
-	if _, err := s.runSQL(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(s.db)); err != nil {
-		return fmt.Errorf("mysql target %s: dropping the database created for the failed restore: %w", s.Describe(), err)
+	if err := s.Drop(ctx); err != nil {
+		return fmt.Errorf("%w (it was created for the failed restore)", err)
 	}
 	return nil
 }

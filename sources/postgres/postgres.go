@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/dbarchive/dbarchive/sources"
+	"github.com/dbarchive/dbarchive/sources/dumpscan"
 )
 
 func init() { sources.Register(Open, "postgres", "postgresql") }
@@ -60,6 +61,7 @@ var (
 	_ sources.Source    = (*Source)(nil)
 	_ sources.Restorer  = (*Source)(nil)
 	_ sources.Formatted = (*Source)(nil)
+	_ sources.Scannable = (*Source)(nil)
 )
 
 // Open builds a source from postgres://user[:password]@host[:port]/db?sslmode=….
@@ -208,6 +210,18 @@ func (s *Source) scriptCommand(format string, createDB, selectNothing bool) (*so
 
 // noSuchSchema selects no object of a real database.
 const noSuchSchema = "dbarchive: no schema"
+
+// DumpScanner reads the custom and plain formats; a tar archive is not
+// read.
+func (s *Source) DumpScanner() dumpscan.Scanner {
+	switch s.format {
+	case FormatCustom:
+		return dumpscan.NewPostgresCustom()
+	case FormatPlain:
+		return dumpscan.NewPostgresPlain()
+	}
+	return nil
+}
 
 // Check verifies that pg_dump is on PATH and the password file, if any, is
 // readable.
