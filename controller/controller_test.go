@@ -959,7 +959,7 @@ func TestMetricsPerResource(t *testing.T) {
 		"dbarchive_backup_last_stored_bytes":                    1234,
 		"dbarchive_backup_last_uncompressed_bytes":              5678,
 		"dbarchive_verification_last_passed":                    1,
-		"dbarchive_verification_restore_duration_seconds":       42,
+		"dbarchive_restore_duration_seconds":                    42,
 		"dbarchive_verification_last_success_timestamp_seconds": float64(finished.Unix()),
 		"dbarchive_backup_last_success_timestamp_seconds":       float64(finished.Unix()),
 	} {

@@ -53,10 +53,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "dbarchive_verification_last_success_timestamp_seconds",
 			Help: "Unix time at which a restore drill of a DatabaseBackup's backup last passed.",
 		}, []string{"namespace", "name"}),
-		// Not dbarchive_restore_duration_seconds, which is the
-		// DatabaseRestores' histogram: one name, one type.
 		drillDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "dbarchive_verification_restore_duration_seconds",
+			Name: "dbarchive_restore_duration_seconds",
 			Help: "Seconds the newest restore drill of a DatabaseBackup took to read, check and load its backup.",
 		}, []string{"namespace", "name"}),
 		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -64,7 +62,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Finished DatabaseRestores by outcome (succeeded, failed, target_not_empty).",
 		}, []string{"namespace", "outcome"}),
 		restoreDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "dbarchive_restore_duration_seconds",
+			Name: "dbarchive_databaserestore_duration_seconds",
 			Help: "Duration of finished DatabaseRestores, from the job's start to its report.",
 			// 10 s to about 11 hours.
 			Buckets: prometheus.ExponentialBuckets(10, 2, 13),

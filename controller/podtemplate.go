@@ -50,7 +50,23 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 		// By reference only: the kubelet resolves it; the Job never holds it.
 		env = append(env, secretEnv(dbv1.JobEnvSourcePassword, src.PasswordSecretRef))
 	}
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
+		// Only the one key, and it holds public keys: the backup pod never
+		// receives anything that decrypts.
+		volumes = append(volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName:  e.RecipientsSecret.Name,
+				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
+				DefaultMode: ptr.To[int32](0o444),
+			},
+		}})
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
+	}
 	spec := buildJobSpec(podJob{
+		extraVolumes:   volumes,
+		extraMounts:    mounts,
 		container:      dbv1.JobContainerName,
 		command:        dbv1.JobCommand,
 		env:            env,
@@ -63,21 +79,8 @@ func jobSpec(b *dbv1.DatabaseBackup, repo *dbv1.Repo, trigger, image string) bat
 		labels:         commonLabels(b, trigger),
 		podTemplate:    b.Spec.PodTemplate,
 	})
-	pod := &spec.Template.Spec
-	if e := b.Spec.Encryption; e != nil && e.RecipientsSecret != nil {
-		// Only the one key, and it holds public keys: the backup pod never
-		// receives anything that decrypts.
-		pod.Volumes = append(pod.Volumes, corev1.Volume{Name: volumeRecipients, VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{
-				SecretName:  e.RecipientsSecret.Name,
-				Items:       []corev1.KeyToPath{{Key: e.RecipientsSecret.Key, Path: dbv1.RecipientsFile}},
-				DefaultMode: ptr.To[int32](0o444),
-			},
-		}})
-		pod.Containers[0].VolumeMounts = append(pod.Containers[0].VolumeMounts, corev1.VolumeMount{Name: volumeRecipients, MountPath: dbv1.RecipientsMountPath, ReadOnly: true})
-	}
 	if drills(b, trigger) {
-		addDrillVolume(pod, b.Spec.Verification)
+		addDrillVolume(&spec.Template.Spec, b.Spec.Verification)
 	}
 	return spec
 }
@@ -108,6 +111,10 @@ type podJob struct {
 	serviceAccount string
 	labels         map[string]string
 	podTemplate    *dbv1.PodTemplate
+	// extraVolumes and extraMounts come after the repo's Secret and CA
+	// bundle (the backup's encryption recipients).
+	extraVolumes []corev1.Volume
+	extraMounts  []corev1.VolumeMount
 }
 
 // buildJobSpec is the Job of one run of `dbarchive job`: one container in
@@ -138,6 +145,8 @@ func buildJobSpec(p podJob) batchv1.JobSpec {
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: volumeCABundle, MountPath: dbv1.CABundleMountPath, ReadOnly: true})
 	}
+	volumes = append(volumes, p.extraVolumes...)
+	mounts = append(mounts, p.extraMounts...)
 	if repo.Type == dbv1.RepoTypeFS && repo.FS != nil {
 		volumes = append(volumes, corev1.Volume{Name: volumeRepo, VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: repo.FS.ClaimName},

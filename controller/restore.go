@@ -465,8 +465,21 @@ func (r *restoreReconciler) reportRestoreOutcome(ctx context.Context, dr *dbv1.D
 	// Keyed by the outcome, not just "reported": with backoffLimit above 0
 	// a retry can turn a reported failure into a success.
 	outcome := string(c.Status) + "/" + c.Reason
-	if job != nil && job.Annotations[annotationOutcome] == outcome {
-		return nil
+	if job != nil {
+		// The cache may not show the mark of the pass just before this
+		// one (woken by the status write that pass made): ask the API
+		// server, so that the outcome is counted once.
+		fresh := &batchv1.Job{}
+		switch err := r.APIReader.Get(ctx, ctrl.ObjectKeyFromObject(job), fresh); {
+		case apierrors.IsNotFound(err):
+			job = nil
+		case err != nil:
+			return fmt.Errorf("get Job %s/%s: %w", job.Namespace, job.Name, err)
+		case fresh.Annotations[annotationOutcome] == outcome:
+			return nil
+		default:
+			job = fresh
+		}
 	}
 	var seconds float64
 	if d := dr.Status.Duration; d != nil {
