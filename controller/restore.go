@@ -310,6 +310,9 @@ func (r *restoreReconciler) checkRestore(ctx context.Context, dr *dbv1.DatabaseR
 	if ca := spot.repo.CABundle; ca != nil {
 		refs = append(refs, secretRef{field: fmt.Sprintf("repo %q caBundle", spot.repo.Name), name: ca.SecretName, key: spot.repo.CABundleKey()})
 	}
+	if p := dr.Spec.IdentitySecret; p != nil {
+		refs = append(refs, secretRef{field: "identitySecret", name: p.Name, key: p.Key})
+	}
 	if p := dr.Spec.Target.PasswordSecretRef; p != nil {
 		refs = append(refs, secretRef{field: "target.passwordSecretRef", name: p.Name, key: p.Key})
 	}
@@ -397,7 +400,16 @@ func restoreJobSpec(dr *dbv1.DatabaseRestore, spot restoreSpot, image string) ba
 	if dr.Spec.ActiveDeadlineSeconds != nil {
 		deadline = *dr.Spec.ActiveDeadlineSeconds
 	}
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if ref := dr.Spec.IdentitySecret; ref != nil {
+		// The one Job that may decrypt: this restore's, as a read-only file.
+		volumes = append(volumes, identityVolume(ref))
+		mounts = append(mounts, corev1.VolumeMount{Name: volumeIdentity, MountPath: dbv1.IdentityMountPath, ReadOnly: true})
+	}
 	return buildJobSpec(podJob{
+		extraVolumes:   volumes,
+		extraMounts:    mounts,
 		container:      dbv1.RestoreContainerName,
 		command:        dbv1.RestoreJobCommand,
 		env:            env,

@@ -84,13 +84,7 @@ func desiredVerifyCronJob(b *dbv1.DatabaseBackup, image string) *batchv1.CronJob
 	if v.IdentitySecret != nil {
 		// The only Job that gets the identity: it restores, it never
 		// writes a backup.
-		spec.Template.Spec.Volumes = append(spec.Template.Spec.Volumes, corev1.Volume{Name: volumeIdentity, VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{
-				SecretName:  v.IdentitySecret.Name,
-				Items:       []corev1.KeyToPath{{Key: v.IdentitySecret.Key, Path: dbv1.IdentityFile}},
-				DefaultMode: ptr.To[int32](0o400),
-			},
-		}})
+		spec.Template.Spec.Volumes = append(spec.Template.Spec.Volumes, identityVolume(v.IdentitySecret))
 		c := &spec.Template.Spec.Containers[0]
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: volumeIdentity, MountPath: dbv1.IdentityMountPath, ReadOnly: true})
 	}
@@ -118,4 +112,16 @@ func desiredVerifyCronJob(b *dbv1.DatabaseBackup, image string) *batchv1.CronJob
 			},
 		},
 	}
+}
+
+// identityVolume mounts one Secret key holding an identity as
+// IdentityFile, readable by the job's user only.
+func identityVolume(ref *dbv1.SecretKeyRef) corev1.Volume {
+	return corev1.Volume{Name: volumeIdentity, VolumeSource: corev1.VolumeSource{
+		Secret: &corev1.SecretVolumeSource{
+			SecretName:  ref.Name,
+			Items:       []corev1.KeyToPath{{Key: ref.Key, Path: dbv1.IdentityFile}},
+			DefaultMode: ptr.To[int32](0o400),
+		},
+	}}
 }

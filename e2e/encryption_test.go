@@ -148,6 +148,24 @@ func TestEncryptedBackup(t *testing.T) {
 		t.Fatalf("restore without identity: %v\n%s", err, out)
 	}
 
+	// A DatabaseRestore needs spec.identitySecret for an encrypted backup,
+	// and with it restores; only its Job mounts the identity.
+	noKey := cl.runRestore(&dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "sealed-nokey"},
+		Spec:       dbv1.DatabaseRestoreSpec{From: fromBackup("vault"), Target: pgTarget(srv.Name(t, "e2e_enc_nokey")), CreateDatabase: true},
+	})
+	requireFailed(t, noKey, dbv1.ReasonRestoreFailed, 3, "is encrypted", "spec.identitySecret")
+	target := srv.Name(t, "e2e_enc_restore")
+	withKey := cl.runRestore(&dbv1.DatabaseRestore{
+		ObjectMeta: metav1.ObjectMeta{Name: "sealed-key"},
+		Spec: dbv1.DatabaseRestoreSpec{From: fromBackup("vault"), Target: pgTarget(target), CreateDatabase: true,
+			IdentitySecret: &dbv1.SecretKeyRef{Name: "restore-identity", Key: "id_ed25519"}},
+	})
+	requireRestored(t, withKey, got.Status.LastBackup.ID)
+	if fp := fingerprint(t, srv.Connect(t, target)); fp != want {
+		t.Fatalf("restored through a DatabaseRestore: %s, want %s", fp, want)
+	}
+
 	// Nothing the cluster shows holds key material.
 	events := &corev1.EventList{}
 	must(t, cl.c.List(ctx, events, client.InNamespace(cl.ns)))
@@ -156,7 +174,7 @@ func TestEncryptedBackup(t *testing.T) {
 		Events any
 		Jobs   any
 		Log    string
-	}{got.Status, events.Items, j, run.output})
+	}{[]any{got.Status, withKey.dr.Status, noKey.dr.Status}, events.Items, j, run.output + withKey.run.output + noKey.run.output})
 	must(t, err)
 	for _, s := range keys.secrets() {
 		if strings.Contains(string(shown), s) {

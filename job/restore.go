@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -262,7 +263,16 @@ func (r *RestoreRunner) restore(ctx context.Context, dr *dbv1.DatabaseRestore, k
 		}
 		return fmt.Errorf("backup %s was not restored: %w", m.ID, err)
 	}
-	err = archiver.Restore(ctx, bucket, m, archiver.RestoreOptions{Prefix: src.prefix, Logger: log},
+	var ids *archiver.Identities
+	if m.Encryption != nil {
+		if dr.Spec.IdentitySecret == nil {
+			return permanent(fmt.Errorf("backup %s is encrypted (to %d recipient(s)); set spec.identitySecret to a Secret key holding one of their identities", m.ID, len(m.Encryption.Recipients)))
+		}
+		if ids, err = archiver.LoadIdentityFile(filepath.Join(r.Env.MountRoot, dbv1.IdentityMountPath, dbv1.IdentityFile)); err != nil {
+			return permanent(fmt.Errorf("spec.identitySecret %s: %w", dr.Spec.IdentitySecret.Name, err))
+		}
+	}
+	err = archiver.Restore(ctx, bucket, m, archiver.RestoreOptions{Prefix: src.prefix, Logger: log, Identities: ids},
 		func(in io.Reader) error { return restorer.Restore(ctx, in) })
 	if err != nil {
 		err = fmt.Errorf("restore of backup %s into %s failed: %w", m.ID, target.Describe(), err)

@@ -67,6 +67,14 @@ type DatabaseRestoreSpec struct {
 	// +optional
 	Overwrite bool `json:"overwrite,omitempty"`
 
+	// identitySecret is a Secret key holding an age identity file (what
+	// age-keygen wrote) or an unencrypted ssh private key, needed to restore
+	// an encrypted backup. It is mounted as a file into this restore's Job
+	// only; it never appears in the Job's environment, in status or in
+	// Events.
+	// +optional
+	IdentitySecret *SecretKeyRef `json:"identitySecret,omitempty"`
+
 	// image is the container image of the restore job; see
 	// DatabaseBackup's spec.image. Defaults to the operator's job image and
 	// must match its --allowed-job-images.

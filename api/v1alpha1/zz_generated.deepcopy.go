@@ -343,6 +343,11 @@ func (in *DatabaseRestoreSpec) DeepCopyInto(out *DatabaseRestoreSpec) {
 	*out = *in
 	in.From.DeepCopyInto(&out.From)
 	in.Target.DeepCopyInto(&out.Target)
+	if in.IdentitySecret != nil {
+		in, out := &in.IdentitySecret, &out.IdentitySecret
+		*out = new(SecretKeyRef)
+		**out = **in
+	}
 	in.Resources.DeepCopyInto(&out.Resources)
 	if in.ActiveDeadlineSeconds != nil {
 		in, out := &in.ActiveDeadlineSeconds, &out.ActiveDeadlineSeconds
