@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+	"github.com/dbarchive/dbarchive/internal/restclient"
 )
 
 // Store is all the job needs of the API server: read its DatabaseBackup and
@@ -43,16 +42,7 @@ func NewStore() (Store, error) {
 
 // NewStoreFor is a Store on the API server cfg points at.
 func NewStoreFor(cfg *rest.Config) (Store, error) {
-	cfg = rest.CopyConfig(cfg)
-	scheme := runtime.NewScheme()
-	if err := dbv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cfg.APIPath = "/apis"
-	cfg.GroupVersion = &dbv1.GroupVersion
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	cfg.UserAgent = "dbarchive-job"
-	rc, err := rest.RESTClientFor(cfg)
+	rc, err := restclient.For(cfg, "dbarchive-job")
 	if err != nil {
 		return nil, err
 	}

@@ -5,13 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
+	"github.com/dbarchive/dbarchive/internal/restclient"
 )
 
 // client talks to the API server for our group only. It is a REST client,
@@ -42,16 +41,7 @@ func connect(f *flags) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
-	cfg = rest.CopyConfig(cfg)
-	scheme := runtime.NewScheme()
-	if err := dbv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	cfg.APIPath = "/apis"
-	cfg.GroupVersion = &dbv1.GroupVersion
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	cfg.UserAgent = "kubectl-dbarchive"
-	rc, err := rest.RESTClientFor(cfg)
+	rc, err := restclient.For(cfg, "kubectl-dbarchive")
 	if err != nil {
 		return nil, err
 	}
