@@ -13,7 +13,6 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
-	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"google.golang.org/api/option"
@@ -109,13 +108,5 @@ func azureWitness(t *testing.T, cfg drivers.Config) conformance.Witness {
 		t.Fatal(err)
 	}
 	b, err := azureblob.OpenBucket(context.Background(), client, nil)
-	return witness(t, b, err)
-}
-
-// fsWitness opens the repo directory with fileblob. Our fs driver writes
-// plain files and no attribute sidecars; fileblob reads such files with
-// default attributes, so it can witness them.
-func fsWitness(t *testing.T, cfg drivers.Config) conformance.Witness {
-	b, err := fileblob.OpenBucket(cfg.Path, nil)
 	return witness(t, b, err)
 }

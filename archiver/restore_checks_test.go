@@ -1,0 +1,78 @@
+package archiver_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/dbarchive/dbarchive/archiver"
+)
+
+// TestManifestMismatchFailsRestore: the stored bytes are intact, but the
+// manifest records another uncompressed stream (another sha256 of the same
+// size, another size with the same sha256, a shorter or longer stream) or
+// another stored sha256: verify and restore, from the manifest as read back
+// from the repo, report corruption of the backup and the sink never sees a
+// clean end.
+func TestManifestMismatchFailsRestore(t *testing.T) {
+	ctx := context.Background()
+	b, dir := openFS(t)
+	data := compressible(41, 300_000)
+	orig, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSum := hexSum([]byte("another dump"))
+	for _, tc := range []struct {
+		name string
+		edit func(m *archiver.Manifest)
+		want string
+	}{
+		{"uncompressed sha256", func(m *archiver.Manifest) { m.UncompressedSHA256 = otherSum }, "decoded stream has"},
+		{"uncompressed size larger", func(m *archiver.Manifest) { m.UncompressedSize++ }, "decoded stream has"},
+		{"uncompressed size one smaller", func(m *archiver.Manifest) { m.UncompressedSize-- }, "checksum mismatch"},
+		// Noticed as soon as the stream passes the size, not at its end.
+		{"uncompressed size half", func(m *archiver.Manifest) { m.UncompressedSize /= 2 }, "longer than the manifest's"},
+		{"stored sha256", func(m *archiver.Manifest) { m.StoredSHA256 = otherSum }, "stored object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := *orig
+			tc.edit(&m)
+			enc, err := m.Encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "p", m.ID, archiver.ManifestObject), enc, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			read, err := archiver.ReadManifest(ctx, b, "p", m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = archiver.Verify(ctx, b, read, archiver.RestoreOptions{Prefix: "p"})
+			if corruption(t, err, m.ID, 0); !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Verify = %v, want an error with %q", err, tc.want)
+			}
+			sawEOF := false
+			err = archiver.Restore(ctx, b, read, archiver.RestoreOptions{Prefix: "p"}, func(r io.Reader) error {
+				_, err := io.Copy(io.Discard, r)
+				sawEOF = err == nil
+				return err
+			})
+			if corruption(t, err, m.ID, 0); sawEOF {
+				t.Fatal("the sink saw a clean end of a stream that does not match its manifest")
+			}
+		})
+	}
+	enc, err := orig.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "p", orig.ID, archiver.ManifestObject), enc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readBack(t, b, "p", orig, data)
+}
