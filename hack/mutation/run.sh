@@ -10,14 +10,15 @@
 # the package once per mutant, and the tests are concurrent themselves) and
 # MUTATION_TIMEOUT_COEFFICIENT (a mutant's test run may take this many times
 # the coverage run before it counts as timed out; default 5, because a
-# mutant's run compiles the package while the coverage run mostly does not).
+# mutant's run compiles and links the package's tests afresh, and 1 for
+# drivers and sources, whose coverage run also runs their subpackages'
+# tests against the emulators and databases, many times one package's run).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 GREMLINS=${GREMLINS:-bin/gremlins}
 OUT=${MUTATION_OUT:-.mutation}
 WORKERS=${MUTATION_WORKERS:-1}
-COEFF=${MUTATION_TIMEOUT_COEFFICIENT:-5}
 PKGS=("$@")
 if [ ${#PKGS[@]} -eq 0 ]; then
 	PKGS=(repourl drivers/fs drivers sources archiver)
@@ -39,12 +40,16 @@ for pkg in "${PKGS[@]}"; do
 	pkg=${pkg%/}
 	name=${pkg//\//_}
 	echo "== mutation: ./$pkg"
+	case $pkg in
+	drivers | sources) coeff=${MUTATION_TIMEOUT_COEFFICIENT:-1} ;;
+	*) coeff=${MUTATION_TIMEOUT_COEFFICIENT:-5} ;;
+	esac
 	start=$(date +%s)
 	# gremlins gathers coverage over ./$pkg/... and mutates every file under
 	# it; -E '/' keeps the mutants to the package's own directory (paths are
 	# relative to it), so drivers is not mutated through drivers/s3 and
 	# sources not through sources/postgres: those are packages of their own.
-	"$GREMLINS" unleash --workers "$WORKERS" --timeout-coefficient "$COEFF" \
+	"$GREMLINS" unleash --workers "$WORKERS" --timeout-coefficient "$coeff" \
 		"${MUTATORS[@]}" -E '/' -o "$OUT/$name.json" "./$pkg"
 	echo "   $(( $(date +%s) - start ))s"
 done
