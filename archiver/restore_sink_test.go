@@ -99,3 +99,35 @@ func TestRestoreMissingDataObject(t *testing.T) {
 		t.Fatalf("Verify without the data object = %v, want NotFound naming the backup and the object", err)
 	}
 }
+
+// TestFormat1ReadsInPartSizedChunks: a format-1 backup (no parts object) is
+// read in ranged reads of its part size, at least 1 MiB, by default.
+func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
+	ctx := context.Background()
+	b, dir := openFS(t)
+	data := randomBytes(54, 2<<20+300<<10)
+	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := *m
+	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	enc, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, m.ID, archiver.ManifestObject), enc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read, err := archiver.ReadManifest(ctx, b, "", m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p archiver.Progress
+	if err := archiver.Verify(ctx, b, read, archiver.RestoreOptions{Progress: &p}); err != nil {
+		t.Fatal(err)
+	}
+	if want := (m.StoredSize + 1<<20 - 1) >> 20; p.Parts.Load() != want || p.StoredBytes.Load() != m.StoredSize {
+		t.Fatalf("%d reads of %d bytes in all, want %d reads of 1 MiB (the part size is smaller) for %d bytes", p.Parts.Load(), p.StoredBytes.Load(), want, m.StoredSize)
+	}
+}

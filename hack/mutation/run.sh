@@ -13,6 +13,8 @@
 # mutant's run compiles and links the package's tests afresh, and 1 for
 # drivers and sources, whose coverage run also runs their subpackages'
 # tests against the emulators and databases, many times one package's run).
+# MUTATION_FILES, a regexp of file names, mutates only the package's files
+# that match it (a package's run in parts; the summary adds the parts up).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -32,25 +34,44 @@ MUTATORS=(
 	--invert-negatives --remove-self-assignments
 )
 
+# report_name is the JSON report's name for a package (and file selection).
+report_name() {
+	local name=${1//\//_}
+	if [ -n "${MUTATION_FILES:-}" ]; then
+		name+=-$(printf '%s' "$MUTATION_FILES" | tr -c 'a-zA-Z0-9' _)
+	fi
+	printf '%s' "$name"
+}
+
 mkdir -p "$OUT"
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-count=1" # a cached coverage run would make the per-mutant timeout tiny
 export CI=true # a test that needs a database or an emulator fails without one, never skips
 for pkg in "${PKGS[@]}"; do
 	pkg=${pkg#./}
 	pkg=${pkg%/}
-	name=${pkg//\//_}
+	name=$(report_name "$pkg")
 	echo "== mutation: ./$pkg"
 	case $pkg in
 	drivers | sources) coeff=${MUTATION_TIMEOUT_COEFFICIENT:-1} ;;
 	*) coeff=${MUTATION_TIMEOUT_COEFFICIENT:-5} ;;
 	esac
+	only=()
+	if [ -n "${MUTATION_FILES:-}" ]; then
+		for f in "$pkg"/*.go; do
+			f=$(basename "$f")
+			case $f in *_test.go) continue ;; esac
+			if ! [[ $f =~ $MUTATION_FILES ]]; then
+				only+=(-E "^${f//./\\.}\$")
+			fi
+		done
+	fi
 	start=$(date +%s)
 	# gremlins gathers coverage over ./$pkg/... and mutates every file under
 	# it; -E '/' keeps the mutants to the package's own directory (paths are
 	# relative to it), so drivers is not mutated through drivers/s3 and
 	# sources not through sources/postgres: those are packages of their own.
 	"$GREMLINS" unleash --workers "$WORKERS" --timeout-coefficient "$coeff" \
-		"${MUTATORS[@]}" -E '/' -o "$OUT/$name.json" "./$pkg"
+		"${MUTATORS[@]}" -E '/' "${only[@]}" -o "$OUT/$name.json" "./$pkg"
 	echo "   $(( $(date +%s) - start ))s"
 done
 
@@ -58,6 +79,6 @@ reports=()
 for pkg in "${PKGS[@]}"; do
 	pkg=${pkg#./}
 	pkg=${pkg%/}
-	reports+=("$pkg=$OUT/${pkg//\//_}.json")
+	reports+=("$pkg=$OUT/$(report_name "$pkg").json")
 done
 go run hack/mutation/summary.go -equivalents hack/mutation/equivalent.txt "${reports[@]}"

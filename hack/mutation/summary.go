@@ -87,6 +87,9 @@ func main() {
 
 	fmt.Printf("%-12s %7s %8s %11s %9s %10s %10s %7s\n", "package", "killed", "survived", "not covered", "timed out", "not viable", "equivalent", "score")
 	var survivors []string
+	// Reports of the same package (a run in parts, MUTATION_FILES) add up.
+	var pkgs []string
+	counts := map[string]map[string]int{}
 	for _, arg := range flag.Args() {
 		pkg, path, ok := strings.Cut(arg, "=")
 		if !ok {
@@ -100,7 +103,11 @@ func main() {
 		if err := json.Unmarshal(data, &r); err != nil {
 			fail(fmt.Errorf("%s: %w", path, err))
 		}
-		counts := map[string]int{}
+		if counts[pkg] == nil {
+			pkgs = append(pkgs, pkg)
+			counts[pkg] = map[string]int{}
+		}
+		counts := counts[pkg]
 		for _, f := range r.Files {
 			file := filepath.ToSlash(filepath.Join(pkg, f.Name))
 			for _, m := range f.Mutations {
@@ -116,6 +123,9 @@ func main() {
 				}
 			}
 		}
+	}
+	for _, pkg := range pkgs {
+		counts := counts[pkg]
 		score := "-"
 		if n := counts["KILLED"] + counts["LIVED"]; n > 0 {
 			score = strconv.FormatFloat(100*float64(counts["KILLED"])/float64(n), 'f', 1, 64) + "%"
