@@ -52,6 +52,11 @@ func TestTailLineStart(t *testing.T) {
 	if got != "…the reason" {
 		t.Fatalf("tail = %q, want …the reason", got)
 	}
+	// The window starts exactly at a line break: the next line is whole.
+	rest := "the reason " + strings.Repeat("z", StderrTail-1-len("the reason "))
+	if got := failWithStderr(t, strings.Repeat("x", 5000)+"\n"+rest); got != "…"+rest {
+		t.Fatalf("tail = %q…, want …the reason zzz…", got[:min(len(got), 20)])
+	}
 	got = failWithStderr(t, strings.Repeat("x", 5000)+" the reason\n")
 	if !strings.HasPrefix(got, "…x") || !strings.HasSuffix(got, "xx the reason") || len(got) != len("…")+StderrTail-1 {
 		t.Fatalf("tail = %q…%q (%d bytes), want the whole window but its final line break", got[:min(len(got), 10)], got[max(0, len(got)-20):], len(got))
