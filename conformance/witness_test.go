@@ -13,6 +13,7 @@ import (
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
+	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"google.golang.org/api/option"
@@ -108,5 +109,13 @@ func azureWitness(t *testing.T, cfg drivers.Config) conformance.Witness {
 		t.Fatal(err)
 	}
 	b, err := azureblob.OpenBucket(context.Background(), client, nil)
+	return witness(t, b, err)
+}
+
+// fsWitness opens the repo directory with fileblob. Our fs driver writes
+// plain files and no attribute sidecars; fileblob reads such files with
+// default attributes, so it can witness them.
+func fsWitness(t *testing.T, cfg drivers.Config) conformance.Witness {
+	b, err := fileblob.OpenBucket(cfg.Path, nil)
 	return witness(t, b, err)
 }

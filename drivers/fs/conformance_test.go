@@ -1,3 +1,5 @@
+//go:build mutation
+
 package fs_test
 
 import (
@@ -14,10 +16,12 @@ import (
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
-// TestConformance runs the storage conformance suite on the fs driver. It
-// lives here, not in package conformance beside the other drivers' runs, so
-// that the fs driver's own tests include the suite (mutation testing, make
-// mutation, counts a package's own tests only); make conformance runs it too.
+// TestConformance runs the storage conformance suite on the fs driver as a
+// test of this package, for make mutation only (build tag mutation): mutation
+// testing counts a package's own tests, and the suite is most of what tests
+// this driver. make test and make conformance run the same suite on fs as
+// conformance.TestFS, without the race detector this package runs under in
+// make test, where the suite would take several times as long.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		Config: func(t *testing.T) drivers.Config {
