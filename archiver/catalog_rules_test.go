@@ -104,6 +104,21 @@ func TestReadManifestRefusesForeignManifests(t *testing.T) {
 	if _, err := archiver.ReadManifest(ctx, b, "p", three.ID); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("ReadManifest of a 1 MiB manifest = %v, want it refused as too large", err)
 	}
+	// 1 MiB exactly is the most a manifest may be.
+	own, err := three.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	padded := append(bytes.Repeat([]byte(" "), 1<<20-len(own)), own...)
+	if err := os.WriteFile(filepath.Join(dir, "p", three.ID, archiver.ManifestObject), padded, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := archiver.ReadManifest(ctx, b, "p", three.ID); err != nil || m.ID != three.ID {
+		t.Fatalf("ReadManifest of a manifest of exactly 1 MiB = %v, %v; want it read", m, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "p", three.ID, archiver.ManifestObject), huge, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	listed, problems, err := archiver.List(ctx, b, "p")
 	var ue1, ue2 *archiver.UnreadableError
 	if err != nil || !slices.Equal(ids(listed), []string{one.ID}) || len(problems) != 2 ||
@@ -194,7 +209,9 @@ func TestPruneSweepsLeftovers(t *testing.T) {
 	for _, k := range leftKeys {
 		putObject(t, b, k, []byte("left by a killed backup"))
 	}
-	foreign := []string{"elsewhere/" + leftover + "/" + archiver.DataObject, "p/README", "p/not-an-id/" + archiver.DataObject}
+	// Keys outside the layout: another prefix, no backup id, deeper than a
+	// backup's own objects.
+	foreign := []string{"elsewhere/" + leftover + "/" + archiver.DataObject, "p/README", "p/" + leftover + "/sub/object", "p/not-an-id/" + archiver.DataObject}
 	for _, k := range foreign {
 		putObject(t, b, k, []byte("not ours"))
 	}
