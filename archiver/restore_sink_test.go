@@ -131,3 +131,52 @@ func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
 		t.Fatalf("%d reads of %d bytes in all, want %d reads of 1 MiB (the part size is smaller) for %d bytes", p.Parts.Load(), p.StoredBytes.Load(), want, m.StoredSize)
 	}
 }
+
+// TestManyPartsReadBack: a backup of a hundred parts, whose parts object is
+// larger than a few kilobytes, reads back and restores.
+func TestManyPartsReadBack(t *testing.T) {
+	b, _ := openFS(t)
+	data := randomBytes(55, 100*4096-10)
+	m, err := archiver.Backup(context.Background(), b, bytesSource(data), archiver.BackupOptions{PartSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.PartCount < 100 {
+		t.Fatalf("%d parts, want at least 100", m.PartCount)
+	}
+	readBack(t, b, "", m, data)
+}
+
+// TestFormat1DamageLocated: damage in a format-1 backup (no per-part
+// hashes) is reported at the byte range of the read the decoder failed in,
+// the first one included.
+func TestFormat1DamageLocated(t *testing.T) {
+	ctx := context.Background()
+	b, dir := openFS(t)
+	m, err := archiver.Backup(ctx, b, bytesSource(compressible(56, 300_000)), archiver.BackupOptions{PartSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := *m
+	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	enc, err := old.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, m.ID, archiver.ManifestObject), enc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, m.ID, archiver.DataObject)
+	stored, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored[1] ^= 0xff // the frame's magic number
+	if err := os.WriteFile(path, stored, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = archiver.Verify(ctx, b, &old, archiver.RestoreOptions{ChunkSize: 64 << 10})
+	if ce := corruption(t, err, m.ID, 0); ce.Offset != 0 || ce.Size != 64<<10 || !strings.Contains(err.Error(), "corruption of backup "+m.ID+" at offset 0 (65536 bytes): ") {
+		t.Fatalf("Verify = %v (offset %d, size %d), want the damage located in the first 64 KiB", err, ce.Offset, ce.Size)
+	}
+}
