@@ -77,6 +77,10 @@ GREMLINS ?= $(LOCALBIN)/gremlins
 mutation: gremlins test-deps ## Mutation testing with every mutator of gremlins on archiver, drivers, drivers/fs, sources and repourl, a summary per package (about 40 min on 2 cores; not part of make test). MUTATION_PKGS="archiver sources" for some.
 	GREMLINS=$(GREMLINS) hack/mutation/run.sh $(MUTATION_PKGS)
 
+.PHONY: mutation-summary
+mutation-summary: ## Summarise every mutation report in .mutation (runs in parts, MUTATION_FILES, add up).
+	hack/mutation/run.sh --summary
+
 .PHONY: gremlins
 gremlins: ## Build the pinned gremlins into bin/.
 	@test -x $(GREMLINS) && $(GO) version -m $(GREMLINS) | grep -qE 'mod[[:space:]]+github.com/go-gremlins/gremlins[[:space:]]+$(GREMLINS_VERSION)[[:space:]]' || \

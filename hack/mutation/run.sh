@@ -4,6 +4,7 @@
 # summary per package with the mutants listed in equivalent.txt left out.
 #
 #   hack/mutation/run.sh [PKG...]     default: the packages below
+#   hack/mutation/run.sh --summary    summarise every report in MUTATION_OUT
 #
 # GREMLINS (default bin/gremlins), MUTATION_OUT (where the JSON reports go,
 # default .mutation), MUTATION_WORKERS (default 1: gremlins builds and tests
@@ -42,6 +43,16 @@ report_name() {
 	fi
 	printf '%s' "$name"
 }
+
+if [ "${1:-}" = --summary ]; then
+	reports=()
+	for f in "$OUT"/*.json; do
+		base=$(basename "$f" .json)
+		pkg=${base%%-*}
+		reports+=("${pkg//_//}=$f")
+	done
+	exec go run hack/mutation/summary.go -equivalents hack/mutation/equivalent.txt "${reports[@]}"
+fi
 
 mkdir -p "$OUT"
 export GOFLAGS="${GOFLAGS:+$GOFLAGS }-count=1" # a cached coverage run would make the per-mutant timeout tiny
