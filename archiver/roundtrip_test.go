@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,20 @@ func TestPartPlanSchedule(t *testing.T) {
 				t.Fatalf("capacity %d, the parts add up to %d; want that, at least %d", p.Capacity(), total, archiver.MinCapacity)
 			}
 		})
+	}
+}
+
+// TestPartPlanNeedsLimits: a driver that reports no part limit, or no part
+// size, is a driver bug, reported as such rather than as a capacity the
+// plan cannot reach; a driver of one part of one byte has limits, too
+// small ones.
+func TestPartPlanNeedsLimits(t *testing.T) {
+	for _, l := range []drivers.Limits{{}, {MaxParts: 10_000}, {MaxPartSize: 5 << 30}} {
+		if _, err := archiver.NewPartPlan(5<<20, l); err == nil || !strings.Contains(err.Error(), "incomplete") {
+			t.Errorf("NewPartPlan with limits %+v = %v, want them called incomplete", l, err)
+		}
+	}
+	if _, err := archiver.NewPartPlan(1, drivers.Limits{MaxParts: 1, MaxPartSize: 1}); err == nil || !strings.Contains(err.Error(), "cannot hold") {
+		t.Errorf("NewPartPlan with one part of one byte = %v, want it unable to hold 5 TiB", err)
 	}
 }
