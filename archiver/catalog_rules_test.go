@@ -278,3 +278,23 @@ func TestPruneSweepsLeftovers(t *testing.T) {
 		t.Fatalf("prune with a one-hour grace swept %v, %v; want %s", res.Swept, err, young)
 	}
 }
+
+// TestIncompleteBackupRemovedAtGrace: an incomplete backup is removed once
+// it finished the grace period ago, to the nanosecond, not later.
+func TestIncompleteBackupRemovedAtGrace(t *testing.T) {
+	ctx := context.Background()
+	b, dir := openFS(t)
+	r := newRepoBuilder(t, b, "p")
+	broken, good := r.backup("a", ""), r.backup("a", "")
+	if err := os.Remove(filepath.Join(dir, "p", broken.ID, archiver.DataObject)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 5, Now: broken.EndTime.Add(archiver.DefaultGrace - 1)}, nil)
+	if err != nil || len(res.Deleted) != 0 || len(res.Incomplete) != 1 {
+		t.Fatalf("a nanosecond before the grace period ends: deleted %v, incomplete %d, %v", ids(res.Deleted), len(res.Incomplete), err)
+	}
+	res, err = archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 5, Now: broken.EndTime.Add(archiver.DefaultGrace)}, nil)
+	if err != nil || !slices.Equal(ids(res.Deleted), []string{broken.ID}) || !slices.Equal(ids(res.Kept), []string{good.ID}) {
+		t.Fatalf("when the grace period ends: deleted %v, kept %v, %v; want %s deleted", ids(res.Deleted), ids(res.Kept), err, broken.ID)
+	}
+}

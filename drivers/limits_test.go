@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dbarchive/dbarchive/drivers/driver"
 )
 
 // TestLimitsAreInclusive: the driver's limits are the largest values it
@@ -155,5 +157,16 @@ func TestSecretsValues(t *testing.T) {
 	}
 	if s.Get("key").Reveal() != "k1" || s.Get("key").IsZero() || !s.Get("empty").IsZero() || !s.Get("missing").IsZero() {
 		t.Fatal("Get and IsZero disagree with the map")
+	}
+}
+
+// TestOpenWithoutType: a repo config without a type says the type is
+// required (not that "" is an unknown type), listing the types there are.
+func TestOpenWithoutType(t *testing.T) {
+	Register(Registration{Type: "opentest", Scheme: "opentest", Open: func(context.Context, Config) (driver.Bucket, error) { return newMem(), nil }})
+	_, err := Open(context.Background(), Config{Name: "r"})
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Field != "type" || !strings.Contains(err.Error(), "is required; known types: ") || !strings.Contains(err.Error(), "opentest") {
+		t.Fatalf("Open without a type = %v, want a ConfigError saying the type is required", err)
 	}
 }

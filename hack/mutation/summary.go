@@ -8,6 +8,9 @@
 //
 //	go run hack/mutation/summary.go -equivalents hack/mutation/equivalent.txt PKG=REPORT.json...
 //
+// A REPORT ending in .log is gremlins' progress output instead, for a run
+// stopped before it wrote its JSON report.
+//
 // An equivalent mutant (one no test can tell from the original: a log
 // line's condition, a buffer's capacity that only changes speed) is listed
 // in the equivalents file as
@@ -27,6 +30,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,15 +38,19 @@ import (
 
 // report is the part of gremlins' JSON output (-o) that is read.
 type report struct {
-	Files []struct {
-		Name      string `json:"file_name"`
-		Mutations []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-			Line   int    `json:"line"`
-			Column int    `json:"column"`
-		} `json:"mutations"`
-	} `json:"files"`
+	Files []reportFile `json:"files"`
+}
+
+type reportFile struct {
+	Name      string     `json:"file_name"`
+	Mutations []mutation `json:"mutations"`
+}
+
+type mutation struct {
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
 }
 
 type key struct {
@@ -100,7 +108,9 @@ func main() {
 			fail(err)
 		}
 		var r report
-		if err := json.Unmarshal(data, &r); err != nil {
+		if strings.HasSuffix(path, ".log") {
+			r = parseLog(data)
+		} else if err := json.Unmarshal(data, &r); err != nil {
 			fail(fmt.Errorf("%s: %w", path, err))
 		}
 		if counts[pkg] == nil {
@@ -150,6 +160,33 @@ func main() {
 			fmt.Printf("stale equivalent (matches no mutant): %s:%d:%d %s | %s\n", e.file, e.line, e.col, e.typ, e.code)
 		}
 	}
+}
+
+// logLine is one mutant in gremlins' progress output.
+var logLine = regexp.MustCompile(`^\s*(KILLED|LIVED|NOT COVERED|TIMED OUT|NOT VIABLE|SKIPPED) (\w+) at ([^:]+):(\d+):(\d+)\s*$`)
+
+// parseLog reads the mutants from gremlins' progress output instead of its
+// JSON report, for a run stopped before the end (the report is written
+// only at the end).
+func parseLog(data []byte) report {
+	var r report
+	files := map[string]int{}
+	for _, line := range strings.Split(string(data), "\n") {
+		m := logLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		i, ok := files[m[3]]
+		if !ok {
+			i = len(r.Files)
+			files[m[3]] = i
+			r.Files = append(r.Files, reportFile{Name: m[3]})
+		}
+		lineNo, _ := strconv.Atoi(m[4])
+		col, _ := strconv.Atoi(m[5])
+		r.Files[i].Mutations = append(r.Files[i].Mutations, mutation{Type: m[2], Status: m[1], Line: lineNo, Column: col})
+	}
+	return r
 }
 
 // readEquivalents parses the equivalents file; blank lines and lines
