@@ -81,6 +81,10 @@ func TestFailedWriteOfAnyObjectFailsTheBackup(t *testing.T) {
 			if m != nil || !errors.As(err, &be) || drivers.CodeOf(err) != drivers.PermissionDenied || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "injected") {
 				t.Fatalf("Backup = %v, %v; want a BackupError with the store's PermissionDenied, about %q", m, err, tc.want)
 			}
+			// The failed upload was aborted cleanly: no abort failure to report.
+			if strings.Contains(err.Error(), "abort") {
+				t.Fatalf("Backup = %v, want no abort failure reported", err)
+			}
 			requireNothingLeft(t, inner, "p")
 		})
 	}

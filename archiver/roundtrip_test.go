@@ -284,3 +284,31 @@ func TestPartPlanNeedsLimits(t *testing.T) {
 		t.Errorf("NewPartPlan with one part of one byte = %v, want it unable to hold 5 TiB", err)
 	}
 }
+
+// TestStreamEndingOnAPartBoundary: when the stored stream ends exactly where
+// a part ends, that part is the last one: no empty part follows.
+func TestStreamEndingOnAPartBoundary(t *testing.T) {
+	ctx := context.Background()
+	data := randomBytes(24, 300_000)
+	b, _ := openFS(t)
+	first, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10, EncoderConcurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same stream again, with parts of exactly its stored size (and,
+	// when it divides evenly, half of it).
+	for _, parts := range []int64{1, 2} {
+		if first.StoredSize%parts != 0 {
+			continue
+		}
+		b, _ := openFS(t)
+		m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: first.StoredSize / parts, EncoderConcurrency: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.StoredSize != first.StoredSize || int64(m.PartCount) != parts {
+			t.Fatalf("%d stored bytes in parts of %d: %d parts (stored %d), want %d", first.StoredSize, first.StoredSize/parts, m.PartCount, m.StoredSize, parts)
+		}
+		readBack(t, b, "", m, data)
+	}
+}
