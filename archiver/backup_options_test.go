@@ -15,6 +15,7 @@ import (
 // anything else is refused before the source is touched, and nothing is
 // left in the repo.
 func TestCompressionLevelRange(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	data := compressible(61, 5_000)
 	for _, level := range []int{1, 22} {
@@ -52,6 +53,7 @@ func (formatted) Format() string { return "custom" }
 // fails the backup before anything is uploaded; a source with a dump format
 // has it recorded in the manifest that is read back.
 func TestBackupChecksSourceAndRecordsFormat(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, _ := openFS(t)
 	_, err := archiver.Backup(ctx, b, checkFails{bytesSource([]byte("x"))}, archiver.BackupOptions{})
@@ -70,6 +72,7 @@ func TestBackupChecksSourceAndRecordsFormat(t *testing.T) {
 // TestDriverTooSmallForThePlan: a store whose part limits cannot hold 5 TiB
 // is refused before anything is dumped or uploaded.
 func TestDriverTooSmallForThePlan(t *testing.T) {
+	t.Parallel()
 	_, dir := openFS(t)
 	b := wrapFS(t, dir, &limitedDriver{limits: drivers.Limits{MaxParts: 100, MinPartSize: 1, MaxPartSize: 1 << 30}})
 	dumped := false

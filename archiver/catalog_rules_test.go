@@ -44,6 +44,7 @@ func keys(objs []drivers.ObjectInfo) []string {
 // manifest deeper in a backup's directory or under a directory that is no
 // backup id, not the backups of another prefix.
 func TestListSeesOnlyBackups(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, _ := openFS(t)
 	r := newRepoBuilder(t, b, "p")
@@ -83,6 +84,7 @@ func TestListSeesOnlyBackups(t *testing.T) {
 // the backup's, and List reports it, naming the backup, instead of listing
 // it.
 func TestReadManifestRefusesForeignManifests(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
 	r := newRepoBuilder(t, b, "p")
@@ -139,6 +141,7 @@ func TestReadManifestRefusesForeignManifests(t *testing.T) {
 // says which set was asked for and under which prefix; an empty repo says
 // so; a repo whose only manifest is unreadable names no readable backup.
 func TestResolveErrorsNameWhatWasAsked(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
 	_, err := archiver.Resolve(ctx, b, "p", "", archiver.SetFilter{})
@@ -171,6 +174,7 @@ func TestResolveErrorsNameWhatWasAsked(t *testing.T) {
 // finished within the duration before now, per set, plus the newest of each
 // set; a backup that finished exactly that long ago is still within it.
 func TestPruneKeepWithin(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, _ := openFS(t)
 	r := newRepoBuilder(t, b, "")
@@ -200,6 +204,7 @@ func TestPruneKeepWithin(t *testing.T) {
 // (24 hours unless set), never before, and nothing outside the repo's layout
 // is touched. A dry run reports the same and changes nothing.
 func TestPruneSweepsLeftovers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
 	r := newRepoBuilder(t, b, "p")
@@ -282,6 +287,7 @@ func TestPruneSweepsLeftovers(t *testing.T) {
 // TestIncompleteBackupRemovedAtGrace: an incomplete backup is removed once
 // it finished the grace period ago, to the nanosecond, not later.
 func TestIncompleteBackupRemovedAtGrace(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
 	r := newRepoBuilder(t, b, "p")

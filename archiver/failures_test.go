@@ -62,6 +62,7 @@ func (u *storeFaultsUpload) Complete(ctx context.Context, parts int) error {
 // object or of the manifest, Backup fails with the store's error, names
 // what it was writing, and leaves nothing behind that looks like a backup.
 func TestFailedWriteOfAnyObjectFailsTheBackup(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		faults *storeFaults
@@ -76,7 +77,7 @@ func TestFailedWriteOfAnyObjectFailsTheBackup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			inner, dir := openFS(t)
 			b := wrapFS(t, dir, tc.faults)
-			m, err := archiver.Backup(context.Background(), b, bytesSource(compressible(31, 300_000)), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10})
+			m, err := archiver.Backup(context.Background(), b, bytesSource(compressible(31, 100_000)), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10})
 			var be *archiver.BackupError
 			if m != nil || !errors.As(err, &be) || drivers.CodeOf(err) != drivers.PermissionDenied || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "injected") {
 				t.Fatalf("Backup = %v, %v; want a BackupError with the store's PermissionDenied, about %q", m, err, tc.want)
@@ -95,10 +96,11 @@ func TestFailedWriteOfAnyObjectFailsTheBackup(t *testing.T) {
 // than left to run to the end of a database that can no longer be backed
 // up; the backup reports the upload's error.
 func TestFailedPartUploadStopsTheSource(t *testing.T) {
+	t.Parallel()
 	b, _, inner := openFaulty(t, drivers.PermissionDenied, map[int]int{1: 1})
 	const limit = 256 << 20 // far more than it takes to notice
 	// Incompressible over more than the zstd window, so parts keep coming.
-	noise := randomBytes(32, 4<<20)
+	stream := noise(32, 4<<20)
 	var written int64
 	var stopped atomic.Bool
 	src := funcSource{dump: func(ctx context.Context, w io.Writer) error {
@@ -107,8 +109,8 @@ func TestFailedPartUploadStopsTheSource(t *testing.T) {
 				stopped.Store(true)
 				return ctx.Err()
 			}
-			off := written % int64(len(noise))
-			n, err := w.Write(noise[off:min(off+32<<10, int64(len(noise)))])
+			off := written % int64(len(stream))
+			n, err := w.Write(stream[off:min(off+32<<10, int64(len(stream)))])
 			written += int64(n)
 			if err != nil {
 				stopped.Store(true)
@@ -133,18 +135,18 @@ func TestFailedPartUploadStopsTheSource(t *testing.T) {
 func TestHealthyBackupOutlivesStallTimeout(t *testing.T) {
 	t.Parallel()
 	b, _ := openFS(t)
-	data := compressible(33, 600<<10)
+	data := compressible(33, 200_000)
 	const timeout = time.Second
 	src := funcSource{dump: func(ctx context.Context, w io.Writer) error {
-		// 60 writes 25 ms apart: 1.5 s in all, several watchdog ticks.
+		// 50 writes 20 ms apart: 1 s in all, the watchdog ticks 4 times.
 		for rest := data; len(rest) > 0; {
-			n := min(len(rest), 10<<10)
+			n := min(len(rest), 4000)
 			if _, err := w.Write(rest[:n]); err != nil {
 				return err
 			}
 			rest = rest[n:]
 			select {
-			case <-time.After(25 * time.Millisecond):
+			case <-time.After(20 * time.Millisecond):
 			case <-ctx.Done():
 				return ctx.Err()
 			}

@@ -33,6 +33,7 @@ func goodManifest() archiver.Manifest {
 // otherwise find no backups, or restore a different one), and so does one
 // at the edges of what is valid: zero sizes, an end time equal to the start.
 func TestGoodManifestDecodes(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		edit func(m *archiver.Manifest)
@@ -75,6 +76,7 @@ func TestGoodManifestDecodes(t *testing.T) {
 // checks it makes; each kind of damage is refused with an error naming the
 // field, by DecodeManifest and by Encode (a backup never writes one).
 func TestBadManifestRefused(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		edit  func(m *archiver.Manifest)
@@ -131,6 +133,7 @@ func TestBadManifestRefused(t *testing.T) {
 // TestManifestNotJSON: what is not one JSON object of known fields is not a
 // manifest.
 func TestManifestNotJSON(t *testing.T) {
+	t.Parallel()
 	m := goodManifest()
 	good, err := json.Marshal(&m)
 	if err != nil {
@@ -157,6 +160,7 @@ func TestManifestNotJSON(t *testing.T) {
 // that backup's, lists as many parts as the manifest, and its part sizes
 // are possible and add up to the data object's size.
 func TestPartIndexCheck(t *testing.T) {
+	t.Parallel()
 	m := goodManifest()
 	m.StoredSize, m.PartCount = 250, 3
 	sum := strings.Repeat("0123456789abcdef", 4)
@@ -196,6 +200,7 @@ func TestPartIndexCheck(t *testing.T) {
 // TestManifestRatio: the compression ratio list shows is uncompressed over
 // stored size, and 0 (not a division by zero) for an empty backup.
 func TestManifestRatio(t *testing.T) {
+	t.Parallel()
 	m := goodManifest()
 	m.UncompressedSize, m.StoredSize = 1000, 250
 	if r := m.Ratio(); r != 4 {

@@ -18,9 +18,10 @@ import (
 // from the repo, report corruption of the backup and the sink never sees a
 // clean end.
 func TestManifestMismatchFailsRestore(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
-	data := compressible(41, 300_000)
+	data := compressible(41, 200_000)
 	orig, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{Prefix: "p", PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)

@@ -17,9 +17,10 @@ import (
 // what the manifest records: bytes read from the source and stored, and
 // parts, for the backup and for the restore.
 func TestProgressCounts(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, _ := openFS(t)
-	data := compressible(51, 700_000)
+	data := compressible(51, 300_000)
 	var bp, rp archiver.Progress
 	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10, Progress: &bp})
 	if err != nil {
@@ -43,9 +44,10 @@ func TestProgressCounts(t *testing.T) {
 // rest, succeeding on an intact backup and failing, as such, on one whose
 // end is damaged. A sink's own error fails the restore, naming the backup.
 func TestRestoreSinkStopsEarly(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
-	m, err := archiver.Backup(ctx, b, bytesSource(compressible(52, 500_000)), archiver.BackupOptions{PartSize: 64 << 10})
+	m, err := archiver.Backup(ctx, b, bytesSource(compressible(52, 300_000)), archiver.BackupOptions{PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +86,7 @@ func TestRestoreSinkStopsEarly(t *testing.T) {
 // TestRestoreMissingDataObject: a listed backup whose data object is gone
 // fails to restore with NotFound, naming the backup and the object.
 func TestRestoreMissingDataObject(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
 	m, err := archiver.Backup(ctx, b, bytesSource(compressible(53, 10_000)), archiver.BackupOptions{Prefix: "p"})
@@ -103,9 +106,10 @@ func TestRestoreMissingDataObject(t *testing.T) {
 // TestFormat1ReadsInPartSizedChunks: a format-1 backup (no parts object) is
 // read in ranged reads of its part size, at least 1 MiB, by default.
 func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
-	data := randomBytes(54, 2<<20+300<<10)
+	data := noise(54, 1<<20+300<<10)
 	m, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +139,9 @@ func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
 // TestManyPartsReadBack: a backup of a hundred parts, whose parts object is
 // larger than a few kilobytes, reads back and restores.
 func TestManyPartsReadBack(t *testing.T) {
+	t.Parallel()
 	b, _ := openFS(t)
-	data := randomBytes(55, 100*4096-10)
+	data := noise(55, 100*4096-10)
 	m, err := archiver.Backup(context.Background(), b, bytesSource(data), archiver.BackupOptions{PartSize: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -151,9 +156,10 @@ func TestManyPartsReadBack(t *testing.T) {
 // hashes) is reported at the byte range of the read the decoder failed in,
 // the first one included.
 func TestFormat1DamageLocated(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, dir := openFS(t)
-	m, err := archiver.Backup(ctx, b, bytesSource(compressible(56, 300_000)), archiver.BackupOptions{PartSize: 64 << 10})
+	m, err := archiver.Backup(ctx, b, bytesSource(compressible(56, 200_000)), archiver.BackupOptions{PartSize: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

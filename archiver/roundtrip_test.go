@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,6 +109,16 @@ func readObject(t *testing.T, b *drivers.Bucket, key string) []byte {
 	return data
 }
 
+// noise returns n bytes zstd cannot shrink, quickly (a dump-sized buffer
+// of them is generated in milliseconds even under the race detector).
+func noise(seed uint64, n int) []byte {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	out := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(out)
+	return out
+}
+
 func hexSum(p []byte) string {
 	sum := sha256.Sum256(p)
 	return hex.EncodeToString(sum[:])
@@ -117,6 +129,7 @@ func hexSum(p []byte) string {
 // and without a repo prefix, each read back through the catalog, with
 // every part but the last of exactly the part size.
 func TestBackupReadsBack(t *testing.T) {
+	t.Parallel()
 	const partSize = 64 << 10
 	for _, tc := range []struct {
 		name   string
@@ -126,7 +139,7 @@ func TestBackupReadsBack(t *testing.T) {
 		{"empty", "", nil},
 		{"one byte", "p", []byte{'x'}},
 		{"one part", "p/q", compressible(21, 100_000)},
-		{"many parts", "", randomBytes(22, 5*partSize+1000)},
+		{"many parts", "", noise(22, 5*partSize+1000)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _ := openFS(t)
@@ -179,6 +192,7 @@ func TestBackupReadsBack(t *testing.T) {
 // with every part (the plan needs a step of one part to reach 5 TiB in 64
 // parts), and the parts the upload cuts are exactly those sizes.
 func TestPartsFollowThePlan(t *testing.T) {
+	t.Parallel()
 	const base = 16 << 10
 	limits := drivers.Limits{MaxParts: 64, MinPartSize: base, MaxPartSize: 1 << 50}
 	plan, err := archiver.NewPartPlan(base, limits)
@@ -192,7 +206,7 @@ func TestPartsFollowThePlan(t *testing.T) {
 	b := wrapFS(t, dir, &limitedDriver{limits: limits})
 	// Incompressible, so the stored size is known: 32 flat parts, then 2×,
 	// 4× and part of 8× the base.
-	data := randomBytes(23, 32*base+2*base+4*base+base/2)
+	data := noise(23, 32*base+2*base+4*base+base/2)
 	m, err := archiver.Backup(context.Background(), b, bytesSource(data), archiver.BackupOptions{PartSize: base})
 	if err != nil {
 		t.Fatal(err)
@@ -233,6 +247,7 @@ func (l *limitedDriver) Limits() drivers.Limits    { return l.limits }
 // of every Step parts, never above the driver's maximum, and every plan
 // holds 5 TiB in the driver's part limit.
 func TestPartPlanSchedule(t *testing.T) {
+	t.Parallel()
 	for name, tc := range map[string]struct {
 		base   int64
 		limits drivers.Limits
@@ -275,6 +290,7 @@ func TestPartPlanSchedule(t *testing.T) {
 // plan cannot reach; a driver of one part of one byte has limits, too
 // small ones.
 func TestPartPlanNeedsLimits(t *testing.T) {
+	t.Parallel()
 	for _, l := range []drivers.Limits{{}, {MaxParts: 10_000}, {MaxPartSize: 5 << 30}} {
 		if _, err := archiver.NewPartPlan(5<<20, l); err == nil || !strings.Contains(err.Error(), "incomplete") {
 			t.Errorf("NewPartPlan with limits %+v = %v, want them called incomplete", l, err)
@@ -288,8 +304,9 @@ func TestPartPlanNeedsLimits(t *testing.T) {
 // TestStreamEndingOnAPartBoundary: when the stored stream ends exactly where
 // a part ends, that part is the last one: no empty part follows.
 func TestStreamEndingOnAPartBoundary(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	data := randomBytes(24, 300_000)
+	data := noise(24, 300_000)
 	b, _ := openFS(t)
 	first, err := archiver.Backup(ctx, b, bytesSource(data), archiver.BackupOptions{PartSize: 64 << 10, EncoderConcurrency: 1})
 	if err != nil {
