@@ -193,6 +193,11 @@ func TestPruneKeepWithin(t *testing.T) {
 	if !slices.Equal(ids(listed), ids(res.Kept)) {
 		t.Fatalf("after prune the repo lists %v", ids(listed))
 	}
+	// A rule that keeps nothing still keeps the newest backup of each set.
+	res, err = archiver.Prune(ctx, b, "", archiver.Retention{KeepWithin: time.Second, Now: now}, nil)
+	if err != nil || !slices.Equal(ids(res.Kept), []string{a4.ID, b1.ID}) || !slices.Equal(ids(res.Deleted), []string{a3.ID}) {
+		t.Fatalf("prune --keep-within 1s kept %v and deleted %v, %v; want the newest of each set kept", ids(res.Kept), ids(res.Deleted), err)
+	}
 	if _, err := archiver.Prune(ctx, b, "", archiver.Retention{}, nil); err == nil || !strings.Contains(err.Error(), "keep-last or keep-within") {
 		t.Fatalf("Prune without a rule = %v, want a refusal", err)
 	}
@@ -277,10 +282,17 @@ func TestPruneSweepsLeftovers(t *testing.T) {
 			}
 		}
 	}
-	// A grace period of an hour: the young backup's object goes two hours on.
-	res, err = archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 1, Grace: time.Hour, Now: now.Add(27 * time.Hour)}, nil)
-	if err != nil || !slices.Equal(res.Swept, []string{young}) {
-		t.Fatalf("prune with a one-hour grace swept %v, %v; want %s", res.Swept, err, young)
+	// A grace period of an hour: the young backup's object goes when its
+	// start is an hour old, not before.
+	youngStart, err := archiver.ParseID(strings.Split(young, "/")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Duration{time.Hour - time.Millisecond, time.Hour} {
+		res, err = archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 1, Grace: time.Hour, Now: youngStart.Add(at)}, nil)
+		if swept := slices.Equal(res.Swept, []string{young}); err != nil || swept != (at == time.Hour) || (!swept && len(res.Swept) != 0) {
+			t.Fatalf("prune with a one-hour grace, %v after the start: swept %v, %v", at, res.Swept, err)
+		}
 	}
 }
 
@@ -302,5 +314,26 @@ func TestIncompleteBackupRemovedAtGrace(t *testing.T) {
 	res, err = archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 5, Now: broken.EndTime.Add(archiver.DefaultGrace)}, nil)
 	if err != nil || !slices.Equal(ids(res.Deleted), []string{broken.ID}) || !slices.Equal(ids(res.Kept), []string{good.ID}) {
 		t.Fatalf("when the grace period ends: deleted %v, kept %v, %v; want %s deleted", ids(res.Deleted), ids(res.Kept), err, broken.ID)
+	}
+}
+
+// listUploadsFails is the fs driver with a listing of pending uploads that
+// the store refuses.
+type listUploadsFails struct{ limitedDriver }
+
+func (l *listUploadsFails) ListUploads(context.Context, string) ([]drivers.PendingUpload, error) {
+	return nil, drivers.Errorf(drivers.PermissionDenied, "list uploads", "", errors.New("injected: access denied"))
+}
+
+// TestPruneReportsSweepFailure: a prune whose sweep cannot list the pending
+// uploads fails with the store's error rather than reporting success.
+func TestPruneReportsSweepFailure(t *testing.T) {
+	t.Parallel()
+	inner, dir := openFS(t)
+	newRepoBuilder(t, inner, "p").backup("a", "")
+	b := wrapFS(t, dir, &listUploadsFails{limitedDriver{limits: inner.Limits()}})
+	_, err := archiver.Prune(context.Background(), b, "p", archiver.Retention{KeepLast: 1}, nil)
+	if drivers.CodeOf(err) != drivers.PermissionDenied || !strings.Contains(err.Error(), "pending uploads") {
+		t.Fatalf("Prune with a refused listing of uploads = %v, want the store's error", err)
 	}
 }
