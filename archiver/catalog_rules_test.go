@@ -337,3 +337,45 @@ func TestPruneReportsSweepFailure(t *testing.T) {
 		t.Fatalf("Prune with a refused listing of uploads = %v, want the store's error", err)
 	}
 }
+
+// TestSweepLooksAtEveryLeftover: the sweep decides object by object and
+// upload by upload: a young one met first does not stop it from removing
+// the old ones after it, and an object or upload exactly the grace period
+// old is removed.
+func TestSweepLooksAtEveryLeftover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, dir := openFS(t)
+	now := time.Now().Truncate(time.Second)
+	start := time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+	// Listed in this order: a young leftover, then an old one.
+	youngKey := "p/" + archiver.NewID(start) + "/" + archiver.DataObject
+	oldKey := "p/" + archiver.NewID(start.Add(time.Minute)) + "/" + archiver.DataObject
+	for _, k := range []string{youngKey, oldKey} {
+		putObject(t, b, k, []byte("leftover"))
+	}
+	if err := os.Chtimes(filepath.Join(dir, oldKey), now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Pending uploads: the one listed last is the old one.
+	for range 3 {
+		if _, err := b.NewUpload(ctx, "p/"+archiver.NewID(start)+"/"+archiver.DataObject); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ups, err := b.ListUploads(ctx, "p/")
+	if err != nil || len(ups) != 3 {
+		t.Fatalf("ListUploads = %v, %v", ups, err)
+	}
+	last := ups[len(ups)-1]
+	if err := os.Chtimes(filepath.Join(dir, ".dbarchive-uploads", last.ID, "key"), now.Add(-time.Hour), now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := archiver.Prune(ctx, b, "p", archiver.Retention{KeepLast: 1, Grace: time.Hour, Now: now}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Swept, []string{oldKey}) || len(res.Aborted) != 1 || res.Aborted[0].ID != last.ID {
+		t.Fatalf("swept %v and aborted %v; want %s swept and upload %s aborted", res.Swept, res.Aborted, oldKey, last.ID)
+	}
+}
