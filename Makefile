@@ -74,7 +74,7 @@ GREMLINS_VERSION ?= v0.6.0
 GREMLINS ?= $(LOCALBIN)/gremlins
 
 .PHONY: mutation
-mutation: gremlins test-deps ## Mutation testing with every mutator of gremlins on archiver, drivers, drivers/fs, sources and repourl, a summary per package (about 40 min on 2 cores; not part of make test). MUTATION_PKGS="archiver sources" for some.
+mutation: gremlins test-deps ## Mutation testing with every mutator of gremlins on archiver, drivers, drivers/fs, sources and repourl, a summary per package; not part of make test (hours on a busy 2-core machine, see README). MUTATION_PKGS="sources repourl" for some.
 	GREMLINS=$(GREMLINS) hack/mutation/run.sh $(MUTATION_PKGS)
 
 .PHONY: mutation-summary
