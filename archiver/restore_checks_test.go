@@ -2,6 +2,7 @@ package archiver_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -76,4 +77,26 @@ func TestManifestMismatchFailsRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	readBack(t, b, "p", orig, data)
+}
+
+// TestShortDataObjectReported: a data object of another size than its
+// manifest says is corruption of the backup, reported before any byte is
+// decoded, with both sizes and no location (the whole object is suspect).
+func TestShortDataObjectReported(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, dir := openFS(t)
+	m, err := archiver.Backup(ctx, b, bytesSource(compressible(42, 50_000)), archiver.BackupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(dir, m.ID, archiver.DataObject), m.StoredSize-3); err != nil {
+		t.Fatal(err)
+	}
+	err = archiver.Verify(ctx, b, m, archiver.RestoreOptions{})
+	ce := corruption(t, err, m.ID, 0)
+	want := fmt.Sprintf("corruption of backup %s: data object %s/%s has %d bytes, the manifest says %d: checksum mismatch", m.ID, m.ID, archiver.DataObject, m.StoredSize-3, m.StoredSize)
+	if ce.Offset != -1 || err.Error() != want {
+		t.Fatalf("Verify = %q (offset %d), want %q", err, ce.Offset, want)
+	}
 }

@@ -134,6 +134,16 @@ func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
 	if want := (m.StoredSize + 1<<20 - 1) >> 20; p.Parts.Load() != want || p.StoredBytes.Load() != m.StoredSize {
 		t.Fatalf("%d reads of %d bytes in all, want %d reads of 1 MiB (the part size is smaller) for %d bytes", p.Parts.Load(), p.StoredBytes.Load(), want, m.StoredSize)
 	}
+	// Chunks that divide the object evenly: no read past its end.
+	for _, chunks := range []int64{1, 2} {
+		if m.StoredSize%chunks != 0 {
+			continue
+		}
+		var p archiver.Progress
+		if err := archiver.Verify(ctx, b, read, archiver.RestoreOptions{ChunkSize: m.StoredSize / chunks, Progress: &p}); err != nil || p.Parts.Load() != chunks {
+			t.Fatalf("Verify in chunks of %d bytes: %v, %d reads; want %d", m.StoredSize/chunks, err, p.Parts.Load(), chunks)
+		}
+	}
 }
 
 // TestManyPartsReadBack: a backup of a hundred parts, whose parts object is

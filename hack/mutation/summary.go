@@ -98,6 +98,7 @@ func main() {
 	// Reports of the same package (a run in parts, MUTATION_FILES) add up.
 	var pkgs []string
 	counts := map[string]map[string]int{}
+	seen := map[string]bool{} // files some report has mutants of
 	for _, arg := range flag.Args() {
 		pkg, path, ok := strings.Cut(arg, "=")
 		if !ok {
@@ -120,6 +121,7 @@ func main() {
 		counts := counts[pkg]
 		for _, f := range r.Files {
 			file := filepath.ToSlash(filepath.Join(pkg, f.Name))
+			seen[file] = true
 			for _, m := range f.Mutations {
 				code := codeAt(file, m.Line)
 				if e := byKey[key{file: file, typ: m.Type, code: code, col: m.Column}]; e != nil {
@@ -150,13 +152,8 @@ func main() {
 			fmt.Println("  " + s)
 		}
 	}
-	reported := map[string]bool{}
-	for _, arg := range flag.Args() {
-		pkg, _, _ := strings.Cut(arg, "=")
-		reported[pkg] = true
-	}
 	for _, e := range eqs {
-		if e.matched == 0 && reported[filepath.ToSlash(filepath.Dir(e.file))] {
+		if e.matched == 0 && seen[e.file] {
 			fmt.Printf("stale equivalent (matches no mutant): %s:%d:%d %s | %s\n", e.file, e.line, e.col, e.typ, e.code)
 		}
 	}
