@@ -39,6 +39,7 @@ func TestManifestMismatchFailsRestore(t *testing.T) {
 		// Noticed as soon as the stream passes the size, not at its end.
 		{"uncompressed size half", func(m *archiver.Manifest) { m.UncompressedSize /= 2 }, "longer than the manifest's"},
 		{"stored sha256", func(m *archiver.Manifest) { m.StoredSHA256 = otherSum }, "stored object"},
+		{"parts object sha256", func(m *archiver.Manifest) { m.PartsSHA256 = otherSum }, "parts object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := *orig
@@ -55,8 +56,9 @@ func TestManifestMismatchFailsRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = archiver.Verify(ctx, b, read, archiver.RestoreOptions{Prefix: "p"})
-			if corruption(t, err, m.ID, 0); !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Verify = %v, want an error with %q", err, tc.want)
+			// A check of the whole stream locates nothing.
+			if ce := corruption(t, err, m.ID, 0); !strings.Contains(err.Error(), tc.want) || ce.Offset != -1 || strings.Contains(err.Error(), " at ") {
+				t.Fatalf("Verify = %v (offset %d), want an unlocated error with %q", err, ce.Offset, tc.want)
 			}
 			sawEOF := false
 			err = archiver.Restore(ctx, b, read, archiver.RestoreOptions{Prefix: "p"}, func(r io.Reader) error {
