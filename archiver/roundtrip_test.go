@@ -249,14 +249,17 @@ func (l *limitedDriver) Limits() drivers.Limits    { return l.limits }
 func TestPartPlanSchedule(t *testing.T) {
 	t.Parallel()
 	for name, tc := range map[string]struct {
-		base   int64
-		limits drivers.Limits
-		flat   int
+		base       int64
+		limits     drivers.Limits
+		flat, step int
 	}{
-		"s3":           {5 << 20, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000},
-		"s3 small ask": {1 << 20, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000},
-		"azure":        {5 << 20, drivers.Limits{MaxParts: 50_000, MinPartSize: 1, MaxPartSize: 4000 << 20}, 25_000},
-		"huge ask":     {64 << 30, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000},
+		// Ten doublings 500 parts apart take 16 MiB past 5 TiB in 10,000
+		// parts; 5 MiB needs twenty, 250 apart.
+		"s3":           {5 << 20, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000, 250},
+		"s3 16 MiB":    {16 << 20, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000, 500},
+		"s3 small ask": {1 << 20, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000, 250},
+		"azure":        {5 << 20, drivers.Limits{MaxParts: 50_000, MinPartSize: 1, MaxPartSize: 4000 << 20}, 25_000, 2500},
+		"huge ask":     {64 << 30, drivers.Limits{MaxParts: 10_000, MinPartSize: 5 << 20, MaxPartSize: 5 << 30}, 5000, 500},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p, err := archiver.NewPartPlan(tc.base, tc.limits)
@@ -264,8 +267,8 @@ func TestPartPlanSchedule(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantBase := min(max(tc.base, tc.limits.MinPartSize), tc.limits.MaxPartSize)
-			if p.Base != wantBase || p.Flat != tc.flat || p.Max != tc.limits.MaxPartSize || p.MaxParts != tc.limits.MaxParts || p.Step < 1 {
-				t.Fatalf("plan %+v; want base %d, %d flat parts, max %d", p, wantBase, tc.flat, tc.limits.MaxPartSize)
+			if p.Base != wantBase || p.Flat != tc.flat || p.Step != tc.step || p.Max != tc.limits.MaxPartSize || p.MaxParts != tc.limits.MaxParts {
+				t.Fatalf("plan %+v; want base %d, %d flat parts, doubling every %d, max %d", p, wantBase, tc.flat, tc.step, tc.limits.MaxPartSize)
 			}
 			size := p.Base
 			var total int64
