@@ -77,6 +77,22 @@ fuzz: ## Fuzz the manifest decoder and the URL parsers for 30s each.
 	$(GO) test -run '^$$' -fuzz FuzzDecodeManifest -fuzztime 30s ./archiver/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./repourl/
 
+GREMLINS_VERSION ?= v0.6.0
+GREMLINS ?= $(LOCALBIN)/gremlins
+
+.PHONY: mutation
+mutation: gremlins test-deps ## Mutation testing with every mutator of gremlins on archiver, drivers, drivers/fs, sources and repourl, a summary per package; not part of make test (hours on a busy 2-core machine, see README). MUTATION_PKGS="sources repourl" for some.
+	GREMLINS=$(GREMLINS) hack/mutation/run.sh $(MUTATION_PKGS)
+
+.PHONY: mutation-summary
+mutation-summary: ## Summarise every mutation report in .mutation (runs in parts, MUTATION_FILES, add up).
+	hack/mutation/run.sh --summary
+
+.PHONY: gremlins
+gremlins: ## Build the pinned gremlins into bin/.
+	@test -x $(GREMLINS) && $(GO) version -m $(GREMLINS) | grep -qE 'mod[[:space:]]+github.com/go-gremlins/gremlins[[:space:]]+$(GREMLINS_VERSION)[[:space:]]' || \
+		GOBIN=$(LOCALBIN) $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+
 include hack/operator.mk
 
 ##@ Dependencies
