@@ -2,6 +2,7 @@ package archiver_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,12 +11,12 @@ import (
 	"github.com/dbarchive/dbarchive/archiver"
 )
 
-// goodManifest is a valid format-2 manifest with every field set, and
-// hashes that use every hex digit.
+// goodManifest is a valid manifest of the current plain format (3) with
+// every field set, and hashes that use every hex digit.
 func goodManifest() archiver.Manifest {
 	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
 	return archiver.Manifest{
-		FormatVersion: archiver.FormatVersion, ID: "20261126T100000.000Z-0a1b2c3d", Name: "nightly",
+		FormatVersion: 3, ID: "20261126T100000.000Z-0a1b2c3d", Name: "nightly",
 		StartTime: start, EndTime: start.Add(90 * time.Second),
 		Source:      archiver.SourceInfo{Type: "postgres", Database: "sales", Format: "custom"},
 		Tool:        archiver.ToolInfo{Name: "dbarchive", Version: "v1.2.3"},
@@ -25,6 +26,8 @@ func goodManifest() archiver.Manifest {
 		StoredSHA256:       "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
 		PartSize:           5 << 20, PartCount: 1,
 		PartsObject: archiver.PartsObject, PartsSHA256: "9999999999999999999999999999999999999999999999999999999999999999",
+		Tables: &archiver.TablesInfo{Object: archiver.TablesObject, SHA256: "8888888888888888888888888888888888888888888888888888888888888888",
+			Size: 200, Format: "postgres-custom", Count: 2, Rows: 7},
 	}
 }
 
@@ -39,7 +42,8 @@ func TestGoodManifestDecodes(t *testing.T) {
 		edit func(m *archiver.Manifest)
 	}{
 		{"current format", func(*archiver.Manifest) {}},
-		{"format 1", func(m *archiver.Manifest) { m.FormatVersion, m.PartsObject, m.PartsSHA256 = 1, "", "" }},
+		{"format 1", func(m *archiver.Manifest) { m.FormatVersion, m.PartsObject, m.PartsSHA256, m.Tables = 1, "", "", nil }},
+		{"format 2", func(m *archiver.Manifest) { m.FormatVersion, m.Tables = 2, nil }},
 		{"empty backup", func(m *archiver.Manifest) {
 			m.UncompressedSize, m.StoredSize, m.PartSize, m.PartCount, m.EndTime = 0, 0, 0, 0, m.StartTime
 		}},
@@ -145,7 +149,8 @@ func TestManifestNotJSON(t *testing.T) {
 		{"truncated", string(good[:len(good)/2]), "not valid JSON"},
 		{"trailing object", string(good) + ` {}`, "manifest"},
 		{"unknown field", strings.Replace(string(good), `"name":`, `"nmae":"x","name":`, 1), "unknown field"},
-		{"newer format", strings.Replace(string(good), `"formatVersion":2`, `"formatVersion":3`, 1), "format version 3 is newer than this dbarchive understands (2)"},
+		{"newer format", strings.Replace(string(good), `"formatVersion":3`, fmt.Sprintf(`"formatVersion":%d`, archiver.FormatVersion+1), 1),
+			fmt.Sprintf("format version %d is newer than this dbarchive understands (%d)", archiver.FormatVersion+1, archiver.FormatVersion)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := archiver.DecodeManifest([]byte(tc.data))

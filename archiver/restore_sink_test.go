@@ -115,7 +115,7 @@ func TestFormat1ReadsInPartSizedChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := *m
-	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	old.FormatVersion, old.PartsObject, old.PartsSHA256, old.Tables = 1, "", "", nil
 	enc, err := old.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestFormat1DamageLocated(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := *m
-	old.FormatVersion, old.PartsObject, old.PartsSHA256 = 1, "", ""
+	old.FormatVersion, old.PartsObject, old.PartsSHA256, old.Tables = 1, "", "", nil
 	enc, err := old.Encode()
 	if err != nil {
 		t.Fatal(err)
