@@ -19,6 +19,10 @@ import (
 // Sample is one timed run of one command, counted as a whole process tree.
 type Sample struct {
 	WallS float64 `json:"wall_s"`
+	// DrillDownloadS and DrillRestoreS are a restore drill's own report:
+	// its integrity pass and its restore into the throwaway server.
+	DrillDownloadS float64 `json:"drill_download_s,omitempty"`
+	DrillRestoreS  float64 `json:"drill_restore_s,omitempty"`
 	// UserS and SysS come from wait4, so they include every child the
 	// process reaped: pg_dump under dbarchive, each stage of a shell
 	// pipeline.

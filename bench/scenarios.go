@@ -229,6 +229,39 @@ func (b *bench) restoreScenarios() []scenario {
 			},
 		},
 		{
+			// The drill proves the same backup: an integrity pass, a
+			// throwaway PostgreSQL, the restore, the recorded tables' rows
+			// and digests. Its report splits the time.
+			name:  "dbarchive_drill",
+			title: "dbarchive verify --restore --repo s3://… (integrity pass + throwaway server + restore + checks)",
+			cmd: func(string) command {
+				return command{
+					args:   []string{b.dbarchive, "verify", "--restore", "-o", "json", "--repo", b.srv.repoURL(b.dbaBackup.prefix), "--backup", b.dbaBackup.id},
+					env:    b.srv.dbarchiveEnv(),
+					stdout: new(bytes.Buffer),
+				}
+			},
+			after: func(_ context.Context, _ string, out []byte, s *Sample) error {
+				var rep struct {
+					Passed          bool    `json:"passed"`
+					DownloadSeconds float64 `json:"downloadSeconds"`
+					RestoreSeconds  float64 `json:"restoreSeconds"`
+					Tables          int     `json:"tables"`
+					Rows            int64   `json:"rows"`
+				}
+				if err := json.Unmarshal(out, &rep); err != nil {
+					return fmt.Errorf("drill report: %w", err)
+				}
+				if !rep.Passed || rep.Tables == 0 {
+					return fmt.Errorf("drill did not pass: %s", out)
+				}
+				s.DrillDownloadS, s.DrillRestoreS = rep.DownloadSeconds, rep.RestoreSeconds
+				s.BytesIn, s.BytesOut = dirSize(b.srv.objectPath(b.dbaBackup.prefix)), b.dumpSize
+				logf("drill: download (integrity pass) %.2f s, restore %.2f s, %d tables, %d rows", rep.DownloadSeconds, rep.RestoreSeconds, rep.Tables, rep.Rows)
+				return nil
+			},
+		},
+		{
 			name:    "peer_restore",
 			title:   "createdb && rclone cat s3:… | zstd -d | pg_restore -d new",
 			prepare: reset(restorePeer),
