@@ -9,12 +9,10 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -429,34 +427,10 @@ func setRestoreCondition(st *dbv1.DatabaseRestoreStatus, status, reason, message
 }
 
 // updateRestoreStatus applies mutate to dr's status and writes it when it
-// changed, re-reading dr from the API server on a conflict so that what the
-// restore job wrote meanwhile is judged, not overwritten.
+// changed (see writeStatus): what the restore job wrote meanwhile is judged,
+// not overwritten.
 func (r *restoreReconciler) updateRestoreStatus(ctx context.Context, dr *dbv1.DatabaseRestore, mutate func(*dbv1.DatabaseRestoreStatus, int64)) error {
-	cur := dr
-	first := true
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if !first {
-			fresh := &dbv1.DatabaseRestore{}
-			if err := r.APIReader.Get(ctx, ctrl.ObjectKeyFromObject(dr), fresh); err != nil {
-				return err
-			}
-			cur = fresh
-		}
-		first = false
-		before := cur.Status.DeepCopy()
-		mutate(&cur.Status, cur.Generation)
-		if equality.Semantic.DeepEqual(*before, cur.Status) {
-			return nil
-		}
-		return r.Client.Status().Update(ctx, cur, ctrl.FieldOwner(fieldManager))
-	})
-	if err != nil {
-		return fmt.Errorf("update status of DatabaseRestore %s/%s: %w", dr.Namespace, dr.Name, err)
-	}
-	if cur != dr {
-		cur.DeepCopyInto(dr)
-	}
-	return nil
+	return writeStatus(ctx, r.Client, r.APIReader, dr, "DatabaseRestore", func(o *dbv1.DatabaseRestore) { mutate(&o.Status, o.Generation) })
 }
 
 // Outcome labels of dbarchive_restores_total.

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,34 +43,44 @@ func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
 	return meta.FindStatusCondition(conds, typ)
 }
 
-// updateStatus applies mutate to b's status and writes it when it changed.
-// On a conflict it re-reads b from the API server (the cache may still be
-// behind) and applies mutate again to the fresh status, so that a status the
-// backup job wrote in between is judged, not overwritten.
+// updateStatus applies mutate to b's status and writes it when it changed
+// (see writeStatus).
 func (r *Reconciler) updateStatus(ctx context.Context, b *dbv1.DatabaseBackup, mutate func(*dbv1.DatabaseBackupStatus, int64)) error {
-	cur := b
+	return writeStatus(ctx, r.Client, r.APIReader, b, "DatabaseBackup", func(o *dbv1.DatabaseBackup) { mutate(&o.Status, o.Generation) })
+}
+
+// writeStatus applies mutate to obj's status and writes it when it changed.
+// On a conflict it re-reads obj from the API server (the cache may still be
+// behind) and applies mutate again to the fresh object, so that a status
+// the job wrote in between is judged, not overwritten. obj ends up as
+// written.
+func writeStatus[T any, O interface {
+	*T
+	client.Object
+}](ctx context.Context, c client.Client, reader client.Reader, obj O, kind string, mutate func(O)) error {
+	cur := obj
 	first := true
 	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
 		if !first {
-			fresh := &dbv1.DatabaseBackup{}
-			if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(b), fresh); err != nil {
+			fresh := O(new(T))
+			if err := reader.Get(ctx, client.ObjectKeyFromObject(obj), fresh); err != nil {
 				return err
 			}
 			cur = fresh
 		}
 		first = false
-		before := cur.Status.DeepCopy()
-		mutate(&cur.Status, cur.Generation)
-		if equality.Semantic.DeepEqual(*before, cur.Status) {
+		before := cur.DeepCopyObject()
+		mutate(cur)
+		if equality.Semantic.DeepEqual(before, runtime.Object(cur)) {
 			return nil
 		}
-		return r.Client.Status().Update(ctx, cur, client.FieldOwner(fieldManager))
+		return c.Status().Update(ctx, cur, client.FieldOwner(fieldManager))
 	})
 	if err != nil {
-		return fmt.Errorf("update status of DatabaseBackup %s/%s: %w", b.Namespace, b.Name, err)
+		return fmt.Errorf("update status of %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
 	}
-	if cur != b {
-		cur.DeepCopyInto(b)
+	if cur != obj {
+		*obj = *cur
 	}
 	return nil
 }
