@@ -207,7 +207,8 @@ func newDir(a account, root string) (string, error) {
 		// The server's account must reach its directory.
 		root = "/tmp"
 	}
-	dir, err := os.MkdirTemp(root, "dbarchive-drill-")
+	sweepStale(root)
+	dir, err := os.MkdirTemp(root, dirPattern)
 	if err != nil {
 		return "", fmt.Errorf("drill: %w", err)
 	}
@@ -216,6 +217,45 @@ func newDir(a account, root string) (string, error) {
 		return "", fmt.Errorf("drill: giving the server its directory: %w", err)
 	}
 	return dir, nil
+}
+
+const dirPattern = "dbarchive-drill-"
+
+// staleAfter is how old a drill directory without a running server must
+// be before another drill removes it: a drill that is still starting its
+// server (initdb) has no pid file yet.
+const staleAfter = time.Hour
+
+// sweepStale removes what drills killed with SIGKILL left under root: the
+// kernel stops their servers (parent-death signal), but nothing runs to
+// remove the directory. A directory whose server's pid file names a live
+// process, or that is younger than staleAfter, is left alone.
+func sweepStale(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, dirPattern+"*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || time.Since(fi.ModTime()) < staleAfter || serverAlive(d) {
+			continue
+		}
+		_ = os.RemoveAll(d)
+	}
+}
+
+// serverAlive reports whether the pid file of the server in dir (the
+// postmaster's or mariadbd's) names a running process.
+func serverAlive(dir string) bool {
+	for _, f := range []string{filepath.Join(dir, "data", "postmaster.pid"), filepath.Join(dir, "mysqld.pid")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err == nil && pid > 0 && syscall.Kill(pid, 0) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func shortTempRoot() string {

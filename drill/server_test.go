@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,5 +73,44 @@ func TestThrowawayMariaDB(t *testing.T) {
 	}
 	if !processGone(pid) {
 		t.Errorf("the server process %d still runs after Stop", pid)
+	}
+}
+
+// A drill directory left by a drill killed with SIGKILL (its server gone)
+// is removed by the next drill; one whose server still runs, and a young
+// one still starting its server, are not.
+func TestSweepStale(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name string, age time.Duration, pid int) string {
+		d := filepath.Join(root, dirPattern+name)
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if pid != 0 {
+			if err := os.WriteFile(filepath.Join(d, "data", "postmaster.pid"), []byte(strconv.Itoa(pid)+"\n/data\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old := time.Now().Add(-age)
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	left := mk("killed", 2*time.Hour, dead.Process.Pid)
+	running := mk("running", 2*time.Hour, os.Getpid())
+	starting := mk("starting", time.Minute, 0)
+	sweepStale(root)
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Errorf("the directory of a killed drill is still there (%v)", err)
+	}
+	for _, d := range []string{running, starting} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
 	}
 }
