@@ -98,7 +98,7 @@ include hack/operator.mk
 ##@ Dependencies
 
 .PHONY: test-deps
-test-deps: $(AZURITE) ## Install what the tests need (Azurite from package-lock.json).
+test-deps: $(AZURITE) helm ## Install what the tests need (Azurite from package-lock.json, the pinned helm).
 
 $(AZURITE): package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -6,7 +6,10 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.8.2
 KUBE_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.3
+HELM_VERSION ?= v3.22.0
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+HELM ?= $(LOCALBIN)/helm
+CHART := charts/dbarchive-operator
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 KUBECTL ?= kubectl
 IMG_OPERATOR ?= ghcr.io/dbarchive/dbarchive-operator:latest
@@ -21,6 +24,20 @@ generate: controller-gen ## Generate the DeepCopy methods of api/ (zz_generated.
 manifests: controller-gen ## Generate the CRD (config/crd/bases) and the operator's ClusterRole (config/rbac/role.yaml).
 	$(CONTROLLER_GEN) rbac:roleName=dbarchive-operator crd:crdVersions=v1 paths="./api/...;./controller/..." \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(MAKE) --no-print-directory chart-sync
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRDs, the operator's RBAC rules and the alert rules from config/ into the Helm chart (internal/helmchart fails when they differ).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml config/rbac/leader_election_role.yaml $(CHART)/files/
+	cp config/prometheus/rules.yaml $(CHART)/files/prometheus-rules.yaml
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict the chart, and render it with every toggle on.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) template dbarchive-operator $(CHART) --namespace dbarchive-system \
+		--set serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true >/dev/null
 
 .PHONY: envtest-assets
 envtest-assets: ## Build kube-apiserver, kube-controller-manager and etcd for envtest into bin/k8s (once, then cached).
@@ -50,6 +67,11 @@ undeploy: kustomize ## Remove what deploy installed (the CRD too, and with it ev
 controller-gen: ## Build the pinned controller-gen into bin/.
 	@test -x $(CONTROLLER_GEN) && $(CONTROLLER_GEN) --version | grep -q '$(CONTROLLER_TOOLS_VERSION)$$' || \
 		GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: helm
+helm: ## Build the pinned helm into bin/ (its version is in the binary's build info: go install stamps none into `helm version`).
+	@test -x $(HELM) && go version -m $(HELM) | grep -qE 'mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$(HELM_VERSION)[[:space:]]' || \
+		GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 .PHONY: kustomize
 kustomize: ## Build the pinned kustomize into bin/.

@@ -1,0 +1,179 @@
+package helmchart
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/dbarchive/dbarchive/internal/envtest"
+)
+
+// helmVersion must be hack/operator.mk's HELM_VERSION (TestHelmPinAgrees).
+const helmVersion = "v3.22.0"
+
+// The release the tests render: the names config/ uses.
+const (
+	releaseName      = "dbarchive-operator"
+	releaseNamespace = "dbarchive-system"
+)
+
+// root is the module root.
+func root(t testing.TB) string {
+	t.Helper()
+	r, err := envtest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func chartDir(t testing.TB) string { return filepath.Join(root(t), "charts", "dbarchive-operator") }
+
+// helm returns bin/helm, building the pinned version from the Go module
+// proxy when it is missing or another version. A helm that cannot be
+// built fails the test: the chart is never left untested.
+func helm(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(root(t), "bin", "helm")
+	// go install stamps no version into `helm version`; the module version
+	// the binary was built from is in its build info.
+	if out, err := exec.Command("go", "version", "-m", bin).CombinedOutput(); err == nil &&
+		regexp.MustCompile(`(?m)^\s+mod\s+helm\.sh/helm/v3\s+`+regexp.QuoteMeta(helmVersion)+`\s`).Match(out) {
+		return bin
+	}
+	cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
+	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Dir(bin), "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build helm %s (make helm): %v\n%s", helmVersion, err, out)
+	}
+	return bin
+}
+
+// runHelm runs helm with args in the module root, with a HOME of its own so
+// that no user's repositories or plugins change what it does.
+func runHelm(t testing.TB, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	bin := helm(t)
+	home := t.TempDir()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = root(t)
+	cmd.Env = append(os.Environ(), "HOME="+home, "HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// allToggles are the values that turn on every optional object.
+var allToggles = []string{"--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true,grafanaDashboard.enabled=true"}
+
+// render runs helm template on the chart with extra args and returns its
+// objects.
+func render(t testing.TB, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	out, errOut, err := runHelm(t, append([]string{"template", releaseName, "charts/dbarchive-operator", "--namespace", releaseNamespace}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	objs, err := decode(out)
+	if err != nil {
+		t.Fatalf("helm template %s: %v", strings.Join(args, " "), err)
+	}
+	return objs
+}
+
+// decode reads every object of a multi-document YAML stream.
+func decode(stream string) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(stream), 4096)
+	var objs []*unstructured.Unstructured
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return objs, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(objs)+1, err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+}
+
+// find returns the objects of kind, by name.
+func find(objs []*unstructured.Unstructured, kind string) map[string]*unstructured.Unstructured {
+	out := map[string]*unstructured.Unstructured{}
+	for _, o := range objs {
+		if o.GetKind() == kind {
+			out[o.GetName()] = o
+		}
+	}
+	return out
+}
+
+// TestHelmPinAgrees: the Makefile's `make helm` and the tests build the
+// same helm.
+func TestHelmPinAgrees(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(root(t), "hack", "operator.mk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^HELM_VERSION \?= (\S+)$`).FindSubmatch(mk)
+	if m == nil || string(m[1]) != helmVersion {
+		t.Fatalf("hack/operator.mk pins helm %q, the tests %s", m, helmVersion)
+	}
+}
+
+// TestChartLint: helm lint --strict (warnings fail) passes with the default
+// values and with every toggle on.
+func TestChartLint(t *testing.T) {
+	for _, args := range [][]string{nil, allToggles, {"--set", "watchNamespaces={team-a,team-b},logFormat=console,logLevel=debug,defaultRPO="}} {
+		out, errOut, err := runHelm(t, append([]string{"lint", "--strict", "charts/dbarchive-operator"}, args...)...)
+		if err != nil {
+			t.Errorf("helm lint --strict %v: %v\n%s%s", args, err, out, errOut)
+		}
+		if !strings.Contains(out, "1 chart(s) linted, 0 chart(s) failed") {
+			t.Errorf("helm lint %v:\n%s", args, out)
+		}
+	}
+}
+
+// TestChartSchemaRejectsBadValues: values.schema.json refuses a misspelt
+// key and a value of the wrong type or form, naming it.
+func TestChartSchemaRejectsBadValues(t *testing.T) {
+	for _, c := range []struct{ set, want string }{
+		{"imagee.tag=x", "imagee"},
+		{"image.tag=5", "/image/tag"},
+		{"image.pulPolicy=Always", "pulPolicy"},
+		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
+		{"logFormat=xml", "/logFormat"},
+		{"logLevel=verbose", "/logLevel"},
+		{"defaultRPO=1day", "/defaultRPO"},
+		{"metrics.port=0", "/metrics/port"},
+		{"watchNamespaces={Team_A}", "/watchNamespaces/0"},
+		{"serviceMonitor.enable=true", "enable"},
+		{"grafanaDashboard.labels.grafana_dashboard=1", "/grafanaDashboard/labels/grafana_dashboard"},
+	} {
+		_, errOut, err := runHelm(t, "template", releaseName, "charts/dbarchive-operator", "--set", c.set)
+		if err == nil {
+			t.Errorf("helm template --set %s: accepted", c.set)
+			continue
+		}
+		if !strings.Contains(errOut, "schema") || !strings.Contains(errOut, c.want) {
+			t.Errorf("helm template --set %s: the error does not name %q:\n%s", c.set, c.want, errOut)
+		}
+	}
+	// The same kinds of values, well formed, pass.
+	render(t, "--set", `image.tag=v1.2.3,image.pullPolicy=Always,logFormat=console,logLevel=2,defaultRPO=1h30m,metrics.port=9090,watchNamespaces={team-a}`)
+}
