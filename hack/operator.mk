@@ -68,10 +68,19 @@ controller-gen: ## Build the pinned controller-gen into bin/.
 	@test -x $(CONTROLLER_GEN) && $(CONTROLLER_GEN) --version | grep -q '$(CONTROLLER_TOOLS_VERSION)$$' || \
 		GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
+# helm's release builds stamp their version and the Kubernetes version of
+# their client-go (v0.37 for helm v3.22.0: `helm template` then assumes
+# Kubernetes 1.37, and the chart's kubeVersion ">=1.31" holds); a plain go
+# install stamps neither (it would say "v3.22" and assume Kubernetes 1.20).
+HELM_KUBE_MINOR ?= 37
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_KUBE_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_KUBE_MINOR)
+
 .PHONY: helm
-helm: ## Build the pinned helm into bin/ (its version is in the binary's build info: go install stamps none into `helm version`).
-	@test -x $(HELM) && go version -m $(HELM) | grep -qE 'mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$(HELM_VERSION)[[:space:]]' || \
-		GOBIN=$(LOCALBIN) go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+helm: ## Build the pinned helm into bin/, stamped as its release builds are.
+	@test -x $(HELM) && [ "$$($(HELM) version --template '{{.Version}}')" = '$(HELM_VERSION)' ] || \
+		GOBIN=$(LOCALBIN) go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 .PHONY: kustomize
 kustomize: ## Build the pinned kustomize into bin/.

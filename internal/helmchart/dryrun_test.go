@@ -15,6 +15,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -70,6 +71,18 @@ func promOperatorCRDs(t testing.TB) []string {
 	return paths
 }
 
+// installPromOperatorCRDs installs the prometheus-operator's ServiceMonitor
+// and PrometheusRule CRDs (for real) and waits until they are served.
+func installPromOperatorCRDs(t testing.TB, e *envtest.Env) []*apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	paths := promOperatorCRDs(t)
+	crds, err := crenvtest.InstallCRDs(e.Config, crenvtest.CRDInstallOptions{Paths: paths, ErrorIfPathMissing: true})
+	if err != nil {
+		t.Fatalf("install CRDs %v: %v", paths, err)
+	}
+	return crds
+}
+
 // TestChartDryRun: what the chart renders, with the defaults, with every
 // toggle on and with watched namespaces, is accepted by a real
 // kube-apiserver in a server-side dry run (schema, CRD validation,
@@ -80,12 +93,11 @@ func TestChartDryRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	crds := []string{filepath.Join(chartDir(t), "crds")}
-	crds = append(crds, promOperatorCRDs(t)...)
-	installed, err := crenvtest.InstallCRDs(e.Config, crenvtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true})
+	installed, err := crenvtest.InstallCRDs(e.Config, crenvtest.CRDInstallOptions{Paths: []string{filepath.Join(chartDir(t), "crds")}, ErrorIfPathMissing: true})
 	if err != nil {
-		t.Fatalf("install CRDs %v: %v", crds, err)
+		t.Fatalf("install the chart's CRDs: %v", err)
 	}
+	installed = append(installed, installPromOperatorCRDs(t, e)...)
 	var names []string
 	for _, c := range installed {
 		names = append(names, c.Name)
@@ -97,7 +109,7 @@ func TestChartDryRun(t *testing.T) {
 		}
 	}
 	// A client made after the CRDs exist, so that its REST mapping knows them.
-	c, err := client.New(e.Config, client.Options{})
+	c, err := client.New(e.Config, client.Options{Scheme: e.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

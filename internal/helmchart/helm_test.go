@@ -39,19 +39,26 @@ func root(t testing.TB) string {
 
 func chartDir(t testing.TB) string { return filepath.Join(root(t), "charts", "dbarchive-operator") }
 
+// helmLDFlags stamp the version and the default Kubernetes version (that
+// of helm v3.22.0's client-go, 1.37) as helm's release builds do;
+// hack/operator.mk's HELM_LDFLAGS are the same (TestHelmPinAgrees).
+var helmLDFlags = "-X helm.sh/helm/v3/internal/version.version=" + helmVersion +
+	" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=" + helmKubeMinor +
+	" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=" + helmKubeMinor
+
+const helmKubeMinor = "37"
+
 // helm returns bin/helm, building the pinned version from the Go module
-// proxy when it is missing or another version. A helm that cannot be
-// built fails the test: the chart is never left untested.
+// proxy when it is missing or another version (what `make helm` does). A
+// helm that cannot be built fails the test: the chart is never left
+// untested.
 func helm(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(root(t), "bin", "helm")
-	// go install stamps no version into `helm version`; the module version
-	// the binary was built from is in its build info.
-	if out, err := exec.Command("go", "version", "-m", bin).CombinedOutput(); err == nil &&
-		regexp.MustCompile(`(?m)^\s+mod\s+helm\.sh/helm/v3\s+`+regexp.QuoteMeta(helmVersion)+`\s`).Match(out) {
+	if out, err := exec.Command(bin, "version", "--template", "{{.Version}}").Output(); err == nil && string(out) == helmVersion {
 		return bin
 	}
-	cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
+	cmd := exec.Command("go", "install", "-ldflags", helmLDFlags, "helm.sh/helm/v3/cmd/helm@"+helmVersion)
 	cmd.Env = append(os.Environ(), "GOBIN="+filepath.Dir(bin), "GOFLAGS=-mod=mod")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build helm %s (make helm): %v\n%s", helmVersion, err, out)
@@ -122,16 +129,29 @@ func find(objs []*unstructured.Unstructured, kind string) map[string]*unstructur
 	return out
 }
 
-// TestHelmPinAgrees: the Makefile's `make helm` and the tests build the
-// same helm.
+// TestHelmPinAgrees: `make helm` and the tests build the same helm, stamped
+// the same way.
 func TestHelmPinAgrees(t *testing.T) {
 	mk, err := os.ReadFile(filepath.Join(root(t), "hack", "operator.mk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^HELM_VERSION \?= (\S+)$`).FindSubmatch(mk)
-	if m == nil || string(m[1]) != helmVersion {
-		t.Fatalf("hack/operator.mk pins helm %q, the tests %s", m, helmVersion)
+	for name, want := range map[string]string{"HELM_VERSION": helmVersion, "HELM_KUBE_MINOR": helmKubeMinor} {
+		m := regexp.MustCompile(`(?m)^` + name + ` \?= (\S+)$`).FindSubmatch(mk)
+		if m == nil || string(m[1]) != want {
+			t.Errorf("hack/operator.mk sets %s to %q, the tests to %s", name, m, want)
+		}
+	}
+	flags := regexp.MustCompile(`(?s)HELM_LDFLAGS := (.*?)\n\n`).FindSubmatch(mk)
+	if flags == nil {
+		t.Fatal("no HELM_LDFLAGS in hack/operator.mk")
+	}
+	mkFlags := strings.NewReplacer("\\\n", " ", "$(HELM_VERSION)", helmVersion, "$(HELM_KUBE_MINOR)", helmKubeMinor).Replace(string(flags[1]))
+	if strings.Join(strings.Fields(mkFlags), " ") != helmLDFlags {
+		t.Errorf("hack/operator.mk's HELM_LDFLAGS\n%s\nthe tests'\n%s", strings.Join(strings.Fields(mkFlags), " "), helmLDFlags)
+	}
+	if out, err := exec.Command(helm(t), "version", "--template", "{{.Version}}").Output(); err != nil || string(out) != helmVersion {
+		t.Errorf("helm version: %q, %v", out, err)
 	}
 }
 
