@@ -143,6 +143,10 @@ func TestChartDryRun(t *testing.T) {
 				t.Errorf("rendered kinds %v, want %v", kinds, tc.kinds)
 			}
 			for _, o := range objs {
+				// commonLabels and commonAnnotations reach every object.
+				if tc.name == "every toggle" && (o.GetLabels()["team"] != "platform" || o.GetAnnotations()["owner"] != "platform") {
+					t.Errorf("%s %s: labels %v, annotations %v lack commonLabels team=platform, commonAnnotations owner=platform", o.GetKind(), o.GetName(), o.GetLabels(), o.GetAnnotations())
+				}
 				if o.GetNamespace() == "" && o.GetKind() != "ClusterRole" && o.GetKind() != "ClusterRoleBinding" {
 					t.Errorf("%s %s has no namespace: `helm template | kubectl apply` would put it in the current one", o.GetKind(), o.GetName())
 				}

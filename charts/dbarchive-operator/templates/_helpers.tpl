@@ -24,14 +24,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end }}
 {{- end -}}
 
-{{/* metadata.annotations of every object, when there are any. */}}
-{{- define "dbarchive-operator.annotations" -}}
-{{- with .Values.commonAnnotations }}
-annotations:
-  {{- toYaml . | nindent 2 }}
-{{- end }}
-{{- end -}}
-
 {{- define "dbarchive-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "dbarchive-operator.fullname" .) .Values.serviceAccount.name -}}
