@@ -173,8 +173,9 @@ func TestChartLint(t *testing.T) {
 // key and a value of the wrong type or form, naming it.
 func TestChartSchemaRejectsBadValues(t *testing.T) {
 	for _, c := range []struct{ set, want string }{
-		{"imagee.tag=x", "imagee"},
-		{"image.tag=5", "/image/tag"},
+		// The README quotes these two.
+		{"imagee.tag=x", "at '': additional properties 'imagee' not allowed"},
+		{"image.tag=5", "at '/image/tag': got number, want string"},
 		{"image.pulPolicy=Always", "pulPolicy"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
 		{"logFormat=xml", "/logFormat"},
