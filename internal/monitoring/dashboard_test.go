@@ -162,7 +162,8 @@ type panel struct {
 
 // checkQueries parses each query and returns what is wrong with it: a
 // parse error, a series the operator does not export, or a selector of a
-// series with a namespace label that does not filter on $namespace.
+// series with a namespace (name) label that does not filter on $namespace
+// ($name).
 func checkQueries(queries []query, exported map[string][]string) []string {
 	p := parser.NewParser(parser.Options{})
 	var problems []string
@@ -200,6 +201,10 @@ func checkQueries(queries []query, exported map[string][]string) []string {
 			if slices.Contains(lbls, "namespace") && q.where != "variable namespace" && !filtersOn(vs, "namespace") {
 				problems = append(problems, fmt.Sprintf("%s: %q reads %s without namespace=~\"$namespace\"", q.where, q.expr, name))
 			}
+			// And on the DatabaseBackup, in panels.
+			if slices.Contains(lbls, "name") && !strings.HasPrefix(q.where, "variable ") && !filtersOn(vs, "name") {
+				problems = append(problems, fmt.Sprintf("%s: %q reads %s without name=~\"$name\"", q.where, q.expr, name))
+			}
 			return nil
 		})
 		if selectors == 0 {
@@ -231,7 +236,8 @@ func dashboardPath(t testing.TB) string {
 
 // TestDashboardReadsExportedSeries: every query of the Grafana dashboard
 // (panels, rows' panels, template variables) parses as PromQL, reads only
-// series the operator exports, and filters on the namespace variable.
+// series the operator exports, and filters on the namespace and
+// DatabaseBackup variables.
 func TestDashboardReadsExportedSeries(t *testing.T) {
 	raw, err := os.ReadFile(dashboardPath(t))
 	if err != nil {
@@ -323,6 +329,7 @@ func TestDashboardCheckerRejects(t *testing.T) {
 		{`dbarchive_backup_last_success_timestamp_seconds`, `without namespace=~"$namespace"`},
 		{`dbarchive_backup_rpo_seconds{namespace=~"$namespace"} - dbarchive_backup_rpo_seconds{name=~"$namespace"}`, `without namespace=~"$namespace"`},
 		{`${metric}{namespace=~"$namespace"}`, "does not export"},
+		{`dbarchive_backup_rpo_seconds{namespace=~"$namespace"}`, `without name=~"$name"`},
 		{`sum(rate(dbarchive_backup_failures_total{namespace=~"$namespace"}[$__rate_interval])`, "unclosed"},
 		{`vector(1)`, "reads no series"},
 	} {
