@@ -78,7 +78,7 @@ test-cluster: ## Run the end-to-end tests on a cluster: make images, make deploy
 	@command -v $(firstword $(PODMAN)) >/dev/null || { echo "test-cluster: podman is not installed (apt-get install -y podman runc mmdebstrap); the cluster tests run every pod with it" >&2; exit 1; }
 	$(MAKE) cluster-assets kustomize
 	@if [ "$(BASE_IMAGES)" != "pull" ]; then $(MAKE) base-images; fi
-	$(MAKE) images
+	$(MAKE) images VERSION=$(VERSION)
 	$(GO) vet -tags cluster ./e2e/cluster/
 	DBARCHIVE_PODMAN="$(PODMAN) $(PODMAN_FLAGS)" DBARCHIVE_PODMAN_ULIMITS="$(PODMAN_ULIMITS)" \
 	IMG_JOB=$(IMG_JOB_VERSIONED) IMG_OPERATOR=$(IMG_OPERATOR_VERSIONED) VERSION=$(VERSION) \
