@@ -77,7 +77,9 @@ func TestNodeEnforcesSandbox(t *testing.T) {
 	create(sandbox("write-tmp", jobImage, nil, "touch /tmp/ok && id -u && id -G"))
 
 	for _, name := range []string{"as-root-uid", "root-image"} {
-		p := waitPod(name, func(p *corev1.Pod) bool { return waiting(p) != nil && waiting(p).Reason == "CreateContainerConfigError" })
+		p := waitPod(name, func(p *corev1.Pod) bool {
+			return waiting(p) != nil && waiting(p).Reason == "CreateContainerConfigError"
+		})
 		if w := waiting(p); !strings.Contains(w.Message, "non-root") && !strings.Contains(w.Message, "run as root") {
 			t.Errorf("pod %s waits with %q, want the non-root refusal", name, w.Message)
 		}
