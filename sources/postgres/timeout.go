@@ -14,13 +14,11 @@ import (
 // 16 (found by the cluster tests, e2e/cluster).
 const transactionTimeoutLine = "SET transaction_timeout = 0;"
 
-// transactionTimeoutGuard replaces that line: psql sets it only where the
-// server has the parameter, so a restore into 17 still turns it off.
-const transactionTimeoutGuard = `SELECT current_setting('server_version_num')::int >= 170000 AS dbarchive_has_transaction_timeout \gset
-\if :dbarchive_has_transaction_timeout
-SET transaction_timeout = 0;
-\endif
-`
+// transactionTimeoutGuard replaces that line: the server sets it only where
+// it has the parameter, so a restore into 17 still turns it off. Plain SQL,
+// not psql's \if: scripts of 17.6 and later start with \restrict, which
+// refuses every backslash command.
+const transactionTimeoutGuard = "SELECT set_config('transaction_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 170000;\n"
 
 // preambleLines is how far into a script the line is looked for: the
 // preamble is a few dozen SET lines; after it come objects and COPY data,

@@ -21,7 +21,7 @@ func TestGuardTransactionTimeout(t *testing.T) {
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
-	if n := strings.Count(got, `\if :dbarchive_has_transaction_timeout`); n != 1 {
+	if n := strings.Count(got, "set_config('transaction_timeout'"); n != 1 {
 		t.Fatalf("%d guards, want 1", n)
 	}
 }
@@ -33,7 +33,7 @@ func TestGuardTransactionTimeoutPassesErrors(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("error %v, want %v", err, boom)
 	}
-	if !strings.HasSuffix(string(out), "\\endif\nSET x") {
+	if !strings.HasSuffix(string(out), ">= 170000;\nSET x") {
 		t.Fatalf("output %q lost the text before the error", out)
 	}
 }
