@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -327,6 +329,9 @@ func TestScheduledForbidAndGarbageCollection(t *testing.T) {
 	b.Spec.ManualTrigger = nil
 	b.Spec.ScheduledTrigger.Enabled = true
 	b.Spec.ScheduledTrigger.Schedule = "* * * * *"
+	// The default deadline of a scheduled Job ends it before the next run
+	// (54 s here); this one must outlive a minute boundary.
+	b.Spec.ActiveDeadlineSeconds = ptr.To[int64](150)
 	must(t, f.c.Create(f.ctx, b))
 
 	// Watch the Jobs until two backups have succeeded: never two active.
@@ -417,38 +422,35 @@ func jobFinished(j *batchv1.Job) bool {
 
 // A wrong database password ends the backup BackupFailed with the
 // server's reason, not with the Job controller's BackoffLimitExceeded, and
-// the password appears nowhere in the status.
+// the password appears nowhere in the status. The local PostgreSQL trusts
+// loopback connections, so the server is a PostgreSQL of the job image's
+// own (its restore-drill server) that checks passwords (scram-sha-256).
 func TestWrongPasswordFails(t *testing.T) {
 	f := newFixture(t, "databasebackup-password")
-	// PostgreSQL here trusts loopback connections, so the wrong password is
-	// tried on MariaDB, which checks it.
-	srv := testdb.MariaDB(t)
-	dbName, _ := srv.Create(t, "cluster_pw")
-	user := testdb.Unique("cluster_user")
 	const right, wrong = "right-Pa55word-1", "wrong-Pa55word-2"
-	if _, err := srv.Admin.Exec(fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY '%s'", user, right)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Admin.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user)) })
-	if _, err := srv.Admin.Exec(fmt.Sprintf("GRANT ALL ON %s.* TO '%s'@'%%'", testdb.QuoteMy(dbName), user)); err != nil {
-		t.Fatal(err)
-	}
+	port := passwordPostgres(t, right)
 	must(t, f.c.Create(f.ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "db-password", Namespace: f.ns},
 		StringData: map[string]string{"password": wrong},
 	}))
-	b := f.article(&dbv1.Source{Type: dbv1.SourceTypeMySQL, Host: "127.0.0.1", Port: 3306, Database: dbName, User: user,
+	b := f.article(&dbv1.Source{Type: dbv1.SourceTypePostgres, Host: "127.0.0.1", Port: int32(port), Database: "postgres", User: "postgres",
 		PasswordSecretRef: &dbv1.SecretKeyRef{Name: "db-password", Key: "password"}})
 	must(t, f.c.Create(f.ctx, b))
 	got := f.outcome(b.Name, backupBound, nil)
 	c := meta.FindStatusCondition(got.Status.Conditions, dbv1.ConditionSucceeded)
-	if c.Status != metav1.ConditionFalse || c.Reason != dbv1.ReasonBackupFailed || !strings.Contains(c.Message, "Access denied") {
-		t.Fatalf("Succeeded = %s/%s/%q, want False/BackupFailed naming the denied access", c.Status, c.Reason, c.Message)
+	if c.Status != metav1.ConditionFalse || c.Reason != dbv1.ReasonBackupFailed || !strings.Contains(c.Message, "password authentication failed") {
+		t.Fatalf("Succeeded = %s/%s/%q, want False/BackupFailed naming the failed password authentication", c.Status, c.Reason, c.Message)
 	}
 	status, _ := json.Marshal(got.Status)
 	for _, secret := range []string{wrong, right} {
 		if strings.Contains(string(status), secret) {
 			t.Fatalf("a password appears in the status: %s", status)
+		}
+	}
+	for _, j := range f.jobs(b.Name) {
+		spec, _ := json.Marshal(j.Spec)
+		if strings.Contains(string(spec), wrong) {
+			t.Fatalf("the Job spec carries the password")
 		}
 	}
 	if got.Status.LastBackup != nil {
@@ -457,6 +459,42 @@ func TestWrongPasswordFails(t *testing.T) {
 	if n := len(f.listed(b)); n != 0 {
 		t.Errorf("repo lists %d backups after a failed one", n)
 	}
+}
+
+// passwordPostgres runs the job image's PostgreSQL server on a free
+// loopback port, with password authentication for postgres, until the test
+// ends. The password goes in through an env file, not the command line.
+func passwordPostgres(t *testing.T, password string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	envFile := filepath.Join(t.TempDir(), "env")
+	must(t, os.WriteFile(envFile, []byte("PGPASS_INIT="+password+"\n"), 0o600))
+	name := fmt.Sprintf("dbarchive-pg-%d", port)
+	script := fmt.Sprintf(`set -e; bin=$(ls -d /usr/lib/postgresql/*/bin | tail -n1); printf '%%s' "$PGPASS_INIT" > /tmp/pw
+"$bin/initdb" -D /tmp/pg -U postgres --auth=scram-sha-256 --pwfile=/tmp/pw >/dev/null; rm /tmp/pw
+exec "$bin/postgres" -D /tmp/pg -p %d -k /tmp -c listen_addresses=127.0.0.1`, port)
+	args := append(append([]string{}, agent.podman[1:]...), "run", "--detach", "--name", name, "--network", "host", "--env-file", envFile,
+		"--tmpfs", "/tmp:mode=1777")
+	args = append(args, agent.ulimits...)
+	args = append(args, "--entrypoint", `["sh","-c"]`, dbv1.JobImage(version), script)
+	if out, err := exec.Command(agent.podman[0], args...).CombinedOutput(); err != nil {
+		t.Fatalf("start PostgreSQL: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command(agent.podman[0], append(append([]string{}, agent.podman[1:]...), "rm", "--force", "--time", "5", name)...).Run()
+	})
+	eventually(t, time.Minute, func() error {
+		out, err := exec.Command(agent.podman[0], append(append([]string{}, agent.podman[1:]...), "exec", name, "sh", "-c",
+			fmt.Sprintf(`"$(ls -d /usr/lib/postgresql/*/bin | tail -n1)/pg_isready" -h 127.0.0.1 -p %d`, port))...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("PostgreSQL on %d not ready: %v %s", port, err, out)
+		}
+		return nil
+	})
+	return port
 }
 
 // A backup that outlives the Job's activeDeadlineSeconds is stopped by the
