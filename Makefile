@@ -76,7 +76,7 @@ cluster-assets: envtest-assets ## Build kube-scheduler and kubectl into bin/k8s 
 .PHONY: test-cluster
 test-cluster: ## Run the end-to-end tests on a cluster: make images, make deploy, backups run from the images by podman (needs podman, runc; see README).
 	@command -v $(firstword $(PODMAN)) >/dev/null || { echo "test-cluster: podman is not installed (apt-get install -y podman runc mmdebstrap); the cluster tests run every pod with it" >&2; exit 1; }
-	$(MAKE) cluster-assets kustomize
+	$(MAKE) cluster-assets kustomize controller-gen
 	@if [ "$(BASE_IMAGES)" != "pull" ]; then $(MAKE) base-images; fi
 	$(MAKE) images VERSION=$(VERSION)
 	$(GO) vet -tags cluster ./e2e/cluster/
