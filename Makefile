@@ -54,7 +54,12 @@ IMG_JOB_VERSIONED ?= ghcr.io/dbarchive/dbarchive:$(VERSION)
 IMG_OPERATOR_VERSIONED ?= ghcr.io/dbarchive/dbarchive-operator:$(VERSION)
 # The job image installs Debian packages and both download Go modules while
 # building: host network.
-IMAGE_BUILD_FLAGS ?= --network host $(PODMAN_ULIMITS)
+IMAGE_BUILD_FLAGS ?= --network host $(PODMAN_ULIMITS) $(IMAGE_GO_CACHES)
+# The host's Go module and build caches, mounted over the Dockerfiles' cache
+# mounts (podman build -v wins over RUN --mount=type=cache): a first build
+# downloads no module the host has and reuses what the host compiled with
+# the same flags. Empty it for docker, or for a build that shares nothing.
+IMAGE_GO_CACHES ?= -v $(shell $(GO) env GOMODCACHE):/go/pkg/mod -v $(shell $(GO) env GOCACHE):/root/.cache/go-build
 
 .PHONY: images
 images: ## Build the job and operator images from Dockerfile.job and Dockerfile.operator, tagged $(VERSION).
