@@ -34,8 +34,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # build_kube NAME: builds k8s.io/kubernetes/cmd/NAME (kube-apiserver,
-# kube-controller-manager) in one throwaway module shared by all of them, so
-# the second one reuses the first one's module graph and build cache.
+# kube-controller-manager, kube-scheduler, kubectl) in a throwaway module of
+# its own; the Go module and build caches make the later ones faster.
 build_kube() {
 	local name=$1
 	if [[ -x "$OUT/$name" ]]; then
@@ -102,6 +102,20 @@ build_etcd() {
 	mv "$OUT/etcd.tmp" "$OUT/etcd"
 	echo "etcd: built $OUT/etcd"
 }
+
+# With arguments, only those binaries (make cluster-assets builds the
+# scheduler and kubectl for the cluster tests this way, so that make test does
+# not wait for binaries it does not use).
+if [[ $# -gt 0 ]]; then
+	for name in "$@"; do
+		case "$name" in
+		etcd) build_etcd ;;
+		kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) build_kube "$name" ;;
+		*) echo "build.sh: unknown binary $name" >&2; exit 2 ;;
+		esac
+	done
+	exit 0
+fi
 
 build_etcd
 build_kube kube-apiserver

@@ -39,8 +39,9 @@ type Env struct {
 	// Root is the module root, for paths like config/samples.
 	Root string
 
-	env *crenvtest.Environment
-	kcm *controllerManager
+	env   *crenvtest.Environment
+	kcm   *controllerManager
+	sched *controllerManager
 }
 
 // ModuleRoot is the directory holding go.mod, found upwards from the working
@@ -104,6 +105,18 @@ type Options struct {
 	// garbage-collector controllers, as its own user. There is no scheduler
 	// and no kubelet: the pods the Job controller creates stay Pending.
 	ControllerManager bool
+	// Controllers replaces the controller manager's controllers (a
+	// --controllers value) when ControllerManager is set.
+	Controllers string
+	// ServiceAccounts makes the API server and controller manager do what
+	// they do in a cluster for ServiceAccounts: the ServiceAccount admission
+	// plugin (envtest disables it) gives every pod a projected token volume,
+	// and the controller manager gets the token signing key and the root CA
+	// for its ServiceAccount, token and root-CA publisher controllers.
+	ServiceAccounts bool
+	// Scheduler starts kube-scheduler (from the same assets directory) as
+	// its own user.
+	Scheduler bool
 }
 
 // Start starts etcd and kube-apiserver and installs the CRDs of
@@ -116,9 +129,9 @@ func StartWith(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.ControllerManager {
-		if _, err := os.Stat(filepath.Join(assets, "kube-controller-manager")); err != nil {
-			return nil, fmt.Errorf("kube-controller-manager not found in %s", assets)
+	for bin, want := range map[string]bool{"kube-controller-manager": opts.ControllerManager, "kube-scheduler": opts.Scheduler} {
+		if _, err := os.Stat(filepath.Join(assets, bin)); want && err != nil {
+			return nil, fmt.Errorf("%s not found in %s", bin, assets)
 		}
 	}
 	root, err := ModuleRoot()
@@ -141,10 +154,15 @@ func StartWith(opts Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
-	if len(opts.APIServerArgs) > 0 {
+	if len(opts.APIServerArgs) > 0 || opts.ServiceAccounts {
 		args := env.ControlPlane.GetAPIServer().Configure()
 		for k, v := range opts.APIServerArgs {
 			args.Set(k, v...)
+		}
+		if opts.ServiceAccounts {
+			// envtest disables only ServiceAccount; something must stay in
+			// the list, so a plugin no test depends on.
+			args.Set("disable-admission-plugins", "DefaultStorageClass")
 		}
 	}
 	cfg, err := env.Start()
@@ -160,8 +178,14 @@ func StartWith(opts Options) (*Env, error) {
 	}
 	e := &Env{Config: cfg, Client: c, Scheme: scheme, Root: root, env: env}
 	if opts.ControllerManager {
-		if err := e.startControllerManager(assets); err != nil {
+		if err := e.startControllerManager(assets, opts); err != nil {
 			_ = env.Stop()
+			return nil, err
+		}
+	}
+	if opts.Scheduler {
+		if err := e.startScheduler(assets); err != nil {
+			_ = e.Stop()
 			return nil, err
 		}
 	}
@@ -174,6 +198,10 @@ func (e *Env) Stop() error {
 		return nil
 	}
 	e.stopControllerManager()
+	if e.sched != nil {
+		e.sched.stop()
+		e.sched = nil
+	}
 	return e.env.Stop()
 }
 

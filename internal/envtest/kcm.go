@@ -38,55 +38,94 @@ type controllerManager struct {
 // (a client certificate of the envtest API server, in its own kubeconfig)
 // and waits until its garbage collector deletes a dependent of a deleted
 // owner, which shows it is connected and has synced.
-func (e *Env) startControllerManager(assets string) error {
-	// system:masters: the controllers act on every kind the operator's
-	// objects touch, as the controller manager's own credentials do in a
-	// cluster that does not split them per controller.
-	user, err := e.env.ControlPlane.AddUser(crenvtest.User{Name: "system:kube-controller-manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("kube-controller-manager user: %w", err)
+func (e *Env) startControllerManager(assets string, opts Options) error {
+	controllers := kcmControllers
+	if opts.Controllers != "" {
+		controllers = opts.Controllers
 	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("kube-controller-manager kubeconfig: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "envtest-kcm-")
-	if err != nil {
-		return err
-	}
-	kcPath := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	logFile, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
-	if err != nil {
-		os.RemoveAll(dir)
-		return err
-	}
-	cmd := exec.Command(filepath.Join(assets, "kube-controller-manager"),
-		"--kubeconfig="+kcPath,
-		"--controllers="+kcmControllers,
+	args := []string{
+		"--controllers=" + controllers,
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--concurrent-gc-syncs=5",
 		"--v=2",
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		os.RemoveAll(dir)
-		return fmt.Errorf("start kube-controller-manager: %w", err)
 	}
-	kcm := &controllerManager{cmd: cmd, dir: dir, log: logFile, done: make(chan error, 1)}
-	go func() { kcm.done <- cmd.Wait() }()
+	if opts.ServiceAccounts {
+		// The key the API server verifies tokens with (envtest made it),
+		// and the CA that ServiceAccount tokens and kube-root-ca.crt carry.
+		api := e.env.ControlPlane.GetAPIServer()
+		caFile := filepath.Join(api.CertDir, "envtest-root-ca.crt")
+		if err := os.WriteFile(caFile, e.Config.CAData, 0o644); err != nil {
+			return err
+		}
+		args = append(args,
+			"--service-account-private-key-file="+filepath.Join(api.CertDir, "sa-signer.key"),
+			"--root-ca-file="+caFile,
+			"--use-service-account-credentials=false",
+		)
+	}
+	// system:masters: the controllers act on every kind the operator's
+	// objects touch, as the controller manager's own credentials do in a
+	// cluster that does not split them per controller.
+	kcm, err := e.startProcess(assets, "kube-controller-manager", args)
+	if err != nil {
+		return err
+	}
 	e.kcm = kcm
 	if err := e.waitGarbageCollector(); err != nil {
 		e.stopControllerManager()
 		return err
 	}
 	return nil
+}
+
+// startScheduler runs kube-scheduler as its own user; it needs no wait: a
+// pod created before it is ready is scheduled once it is.
+func (e *Env) startScheduler(assets string) error {
+	s, err := e.startProcess(assets, "kube-scheduler", []string{"--leader-elect=false", "--secure-port=0", "--v=2"})
+	if err != nil {
+		return err
+	}
+	e.sched = s
+	return nil
+}
+
+// startProcess starts a control-plane binary from assets with a kubeconfig
+// of a user of its own name in system:masters, logging to a file.
+func (e *Env) startProcess(assets, name string, args []string) (*controllerManager, error) {
+	user, err := e.env.ControlPlane.AddUser(crenvtest.User{Name: "system:" + name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s user: %w", name, err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%s kubeconfig: %w", name, err)
+	}
+	dir, err := os.MkdirTemp("", "envtest-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	kcPath := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(assets, name), append([]string{"--kubeconfig=" + kcPath}, args...)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	setDeathSignal(cmd)
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &controllerManager{cmd: cmd, dir: dir, log: logFile, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait() }()
+	return p, nil
 }
 
 // waitGarbageCollector deletes an owner ConfigMap and waits for its
@@ -149,6 +188,11 @@ func (e *Env) stopControllerManager() {
 		return
 	}
 	e.kcm = nil
+	k.stop()
+}
+
+// stop interrupts the process, kills it after 10 s, and removes its files.
+func (k *controllerManager) stop() {
 	if k.cmd.Process != nil {
 		_ = k.cmd.Process.Signal(os.Interrupt)
 		select {
@@ -160,6 +204,15 @@ func (e *Env) stopControllerManager() {
 	}
 	k.log.Close()
 	os.RemoveAll(k.dir)
+}
+
+// SchedulerLog returns the end of kube-scheduler's log, or an error when it
+// is not running.
+func (e *Env) SchedulerLog() (string, error) {
+	if e.sched == nil {
+		return "", errors.New("kube-scheduler is not running in this environment")
+	}
+	return e.sched.tail(), nil
 }
 
 // ControllerManagerLog returns the end of kube-controller-manager's log, or

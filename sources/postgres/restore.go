@@ -118,7 +118,7 @@ func (s *Source) load(ctx context.Context, format string, dump io.Reader, into s
 			dbLevel = io.MultiReader(dbLevel, p.dbLevel)
 		}
 	}
-	in := io.MultiReader(strings.NewReader("BEGIN;\n"), script, dbLevel, strings.NewReader("\nCOMMIT;\n"))
+	in := io.MultiReader(strings.NewReader("BEGIN;\n"), guardTransactionTimeout(script), dbLevel, strings.NewReader("\nCOMMIT;\n"))
 	// psql's stdout (query results the dump's SELECTs print) is noise, and
 	// must not end up in an error message.
 	runErr := psql.Run(ctx, in, io.Discard)
