@@ -432,7 +432,7 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 	var raw string
 	switch s.Type {
 	case dbv1.SourceTypePostgres, dbv1.SourceTypeMySQL:
-		raw = databaseURL(s.Type, s.Host, s.Port, s.Database, s.User)
+		raw = databaseURL(s.Type, s.Host, s.Port, s.Database, s.User, s.TLS)
 	case dbv1.SourceTypeHTTP:
 		raw = s.URL
 	case dbv1.SourceTypeExec:
@@ -453,14 +453,31 @@ func (r *Runner) openSource(s *dbv1.Source) (sources.Source, error) {
 	return src, nil
 }
 
-// databaseURL is the source URL of a database, without a password.
-func databaseURL(typ dbv1.SourceType, host string, port int32, database, user string) string {
+// databaseURL is the source URL of a database, without a password, with
+// the TLS mode in each source's own parameters: libpq's sslmode for
+// postgres, tls for mysql.
+func databaseURL(typ dbv1.SourceType, host string, port int32, database, user string, tls dbv1.TLSMode) string {
 	u := url.URL{Scheme: string(typ), Host: host, Path: "/" + database}
 	if port != 0 {
 		u.Host += ":" + strconv.Itoa(int(port))
 	}
 	if user != "" {
 		u.User = url.User(user)
+	}
+	if tls != "" {
+		q := url.Values{}
+		switch typ {
+		case dbv1.SourceTypePostgres:
+			q.Set("sslmode", string(tls))
+			if tls == dbv1.TLSVerifyFull {
+				// The system's CAs (libpq 16 and later), not
+				// ~/.postgresql/root.crt, which a job never has.
+				q.Set("sslrootcert", "system")
+			}
+		default:
+			q.Set("tls", string(tls))
+		}
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }

@@ -174,3 +174,29 @@ func TestRecipientsFromSpec(t *testing.T) {
 		t.Fatalf("missing recipients file: %v", err)
 	}
 }
+
+// spec.source.tls reaches each source type in its own parameter, and a
+// source without it keeps its client's default (no parameter at all).
+func TestDatabaseURLCarriesTLS(t *testing.T) {
+	for _, c := range []struct {
+		typ  dbv1.SourceType
+		tls  dbv1.TLSMode
+		want string
+	}{
+		{dbv1.SourceTypePostgres, "", "postgres://app@db:5432/sales"},
+		{dbv1.SourceTypePostgres, dbv1.TLSDisable, "postgres://app@db:5432/sales?sslmode=disable"},
+		{dbv1.SourceTypePostgres, dbv1.TLSVerifyFull, "postgres://app@db:5432/sales?sslmode=verify-full&sslrootcert=system"},
+		{dbv1.SourceTypeMySQL, "", "mysql://app@db:5432/sales"},
+		{dbv1.SourceTypeMySQL, dbv1.TLSDisable, "mysql://app@db:5432/sales?tls=disable"},
+		{dbv1.SourceTypeMySQL, dbv1.TLSVerifyFull, "mysql://app@db:5432/sales?tls=verify-full"},
+	} {
+		got := databaseURL(c.typ, "db", 5432, "sales", "app", c.tls)
+		if got != c.want {
+			t.Errorf("databaseURL(%s, tls %q) = %s, want %s", c.typ, c.tls, got, c.want)
+		}
+		// Every URL it makes opens: the source accepts its own parameter.
+		if _, err := (&Runner{}).openSource(&dbv1.Source{Type: c.typ, Host: "db", Port: 5432, Database: "sales", User: "app", TLS: c.tls}); err != nil {
+			t.Errorf("openSource(%s, tls %q): %v", c.typ, c.tls, err)
+		}
+	}
+}

@@ -243,7 +243,7 @@ func (r *RestoreRunner) restore(ctx context.Context, dr *dbv1.DatabaseRestore, k
 	if m.Source.Type != string(t.Type) {
 		return permanent(fmt.Errorf("backup %s holds a %s dump; spec.target.type is %s", m.ID, m.Source.Type, t.Type))
 	}
-	target, err := sources.Open(databaseURL(t.Type, t.Host, t.Port, t.Database, t.User), sources.Options{
+	target, err := sources.Open(databaseURL(t.Type, t.Host, t.Port, t.Database, t.User, t.TLS), sources.Options{
 		Password:       r.Env.TargetPassword,
 		Format:         m.Source.Format,
 		CreateDatabase: dr.Spec.CreateDatabase,

@@ -19,6 +19,7 @@ import (
 	"github.com/dbarchive/dbarchive/internal/envtest"
 	"github.com/dbarchive/dbarchive/internal/testdb"
 	"github.com/dbarchive/dbarchive/sources"
+	_ "github.com/dbarchive/dbarchive/sources/mysql"
 	_ "github.com/dbarchive/dbarchive/sources/postgres"
 )
 

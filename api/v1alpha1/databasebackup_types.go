@@ -37,6 +37,21 @@ const (
 	SourceTypeExec     SourceType = "exec"
 )
 
+// TLSMode is how a postgres or mysql connection uses TLS.
+// +kubebuilder:validation:Enum=disable;verify-full
+type TLSMode string
+
+const (
+	// TLSDisable connects without TLS (postgres sslmode=disable, mysql
+	// skip-ssl): for servers that have no TLS, such as MariaDB 10.x by
+	// default, which the job image's MariaDB 11 client otherwise refuses.
+	TLSDisable TLSMode = "disable"
+	// TLSVerifyFull requires TLS and checks the server's certificate and
+	// host name against the system's CAs (postgres sslmode=verify-full with
+	// sslrootcert=system, mysql ssl-verify-server-cert).
+	TLSVerifyFull TLSMode = "verify-full"
+)
+
 // DatabaseBackupSpec says what to back up, where to, and when.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.manualTrigger) || self.repos.exists(r, r.name == self.manualTrigger.repo)",message="manualTrigger.repo must be the name of a repo in spec.repos"
@@ -422,6 +437,7 @@ type ScheduledTrigger struct {
 // +kubebuilder:validation:XValidation:rule="(self.type != 'postgres' && self.type != 'mysql') || (has(self.host) && has(self.database))",message="a postgres or mysql source needs host and database"
 // +kubebuilder:validation:XValidation:rule="self.type != 'http' || has(self.url)",message="an http source needs url"
 // +kubebuilder:validation:XValidation:rule="self.type != 'exec' || (has(self.command) && size(self.command) > 0)",message="an exec source needs command"
+// +kubebuilder:validation:XValidation:rule="!has(self.tls) || self.type == 'postgres' || self.type == 'mysql'",message="tls applies to postgres and mysql sources only"
 type Source struct {
 	// type is the kind of source: postgres (pg_dump), mysql (mariadb-dump),
 	// http (the body of a GET) or exec (the standard output of a command).
@@ -465,6 +481,14 @@ type Source struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Command []string `json:"command,omitempty"`
+
+	// tls is how the connection uses TLS. Unset, the client decides:
+	// libpq prefers TLS and falls back to plain text; MariaDB 11.4 and later
+	// clients (the job image's) require TLS and verify the server, which a
+	// server without TLS refuses with "SSL is required": set disable for
+	// such a server, verify-full to insist on a verified certificate.
+	// +optional
+	TLS TLSMode `json:"tls,omitempty"`
 }
 
 // SecretKeyRef selects a key of a Secret in the resource's namespace.

@@ -178,6 +178,14 @@ type RestoreTarget struct {
 	// the Job.
 	// +optional
 	PasswordSecretRef *SecretKeyRef `json:"passwordSecretRef,omitempty"`
+
+	// tls is how the connection to the target uses TLS. Unset, the client decides:
+	// libpq prefers TLS and falls back to plain text; MariaDB 11.4 and later
+	// clients (the job image's) require TLS and verify the server, which a
+	// server without TLS refuses with "SSL is required": set disable for
+	// such a server, verify-full to insist on a verified certificate.
+	// +optional
+	TLS TLSMode `json:"tls,omitempty"`
 }
 
 // DatabaseRestoreStatus is what the operator and the restore job report.

@@ -151,6 +151,8 @@ func TestValidationRules(t *testing.T) {
 		{"postgres without host", []func(*unstructured.Unstructured){del("spec.source.host")}, "a postgres or mysql source needs host and database"},
 		{"http without url", []func(*unstructured.Unstructured){set("spec.source.type", "http")}, "an http source needs url"},
 		{"exec without command", []func(*unstructured.Unstructured){set("spec.source.type", "exec")}, "an exec source needs command"},
+		{"tls on an http source", []func(*unstructured.Unstructured){set("spec.source.type", "http"), set("spec.source.url", "https://x/y"), set("spec.source.tls", "disable")}, "tls applies to postgres and mysql sources only"},
+		{"unknown tls mode", []func(*unstructured.Unstructured){set("spec.source.tls", "prefer")}, `supported values: "disable", "verify-full"`},
 		{"unknown source type", []func(*unstructured.Unstructured){set("spec.source.type", "oracle")}, `supported values: "postgres", "mysql", "http", "exec"`},
 		{"no repos", []func(*unstructured.Unstructured){set("spec.repos", []any{}), del("spec.manualTrigger"), del("spec.scheduledTrigger")}, "should have at least 1 items"},
 		{"compression level out of range", []func(*unstructured.Unstructured){set("spec.compressionLevel", int64(23))}, "should be less than or equal to 22"},

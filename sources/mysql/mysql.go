@@ -54,7 +54,21 @@ type Source struct {
 	u      *url.URL
 	db     string
 	socket string
+	tls    string // a key of tlsOptions
 	opts   sources.Options
+}
+
+// tlsOptions are the option-file lines of each tls mode. MariaDB 11.4 and
+// later clients turn TLS on and verify the server by default, and refuse a
+// server without TLS ("SSL is required, but the server does not support
+// it"); older ones try TLS without insisting. disable is for servers
+// without TLS; verify-full insists on TLS with a verified certificate
+// whatever the client's age (ssl-verify-server-cert is what makes a 10.x
+// client refuse plain text).
+var tlsOptions = map[string][]string{
+	"":            nil,
+	"disable":     {"skip-ssl"},
+	"verify-full": {"ssl", "ssl-verify-server-cert"},
 }
 
 var (
@@ -64,7 +78,8 @@ var (
 )
 
 // Open builds a source from mysql://user[:password]@host[:port]/db, with an
-// optional ?socket=/path for a local server.
+// optional ?socket=/path for a local server and ?tls=disable|verify-full
+// (unset: the client's default, see tlsOptions).
 func Open(u *url.URL, opts sources.Options) (sources.Source, error) {
 	if u.Opaque != "" || u.Host == "" && u.Path == "" {
 		return nil, errors.New("mysql source URL: want mysql://user@host:port/dbname")
@@ -78,10 +93,17 @@ func Open(u *url.URL, opts sources.Options) (sources.Source, error) {
 	}
 	s := &Source{u: u, db: db, opts: opts}
 	for k := range u.Query() {
-		if k != "socket" {
-			return nil, fmt.Errorf("mysql source URL: unsupported parameter %q (supported: socket)", k)
+		switch k {
+		case "socket":
+			s.socket = u.Query().Get("socket")
+		case "tls":
+			s.tls = u.Query().Get("tls")
+			if _, ok := tlsOptions[s.tls]; !ok {
+				return nil, fmt.Errorf("mysql source URL %s: tls=%q: want disable or verify-full", sources.WithoutPassword(u), s.tls)
+			}
+		default:
+			return nil, fmt.Errorf("mysql source URL: unsupported parameter %q (supported: socket, tls)", k)
 		}
-		s.socket = u.Query().Get("socket")
 	}
 	return s, nil
 }
@@ -127,6 +149,9 @@ func (s *Source) optionFile() (string, []string, error) {
 		if err := add(kv[0], kv[1]); err != nil {
 			return "", nil, err
 		}
+	}
+	for _, flag := range tlsOptions[s.tls] {
+		b.WriteString(flag + "\n")
 	}
 	return b.String(), []string{pw}, nil
 }

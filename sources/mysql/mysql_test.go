@@ -286,7 +286,10 @@ func TestOpen(t *testing.T) {
 		"mysql://root@127.0.0.1:3306/app":            "",
 		"mariadb://root@localhost/app?socket=/run/x": "",
 		"mysql://root@h/":                            "one database name",
-		"mysql://root@h/app?tls=true":                `unsupported parameter "tls"`,
+		"mysql://root@h/app?tls=disable":             "",
+		"mysql://root@h/app?tls=verify-full":         "",
+		"mysql://root@h/app?tls=true":                `tls="true": want disable or verify-full`,
+		"mysql://root@h/app?sslmode=require":         `unsupported parameter "sslmode"`,
 		"mysql:app":                                  "want mysql://",
 	} {
 		s, err := sources.Open(raw, sources.Options{})
@@ -299,6 +302,46 @@ func TestOpen(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("Open(%q) = %v, want %q", raw, err, wantErr)
 		}
+	}
+}
+
+// The tls mode reaches the client: against a server without TLS (the test
+// server has none), verify-full is refused by the client, and disable
+// dumps, whatever the client's own default.
+func TestTLSMode(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	name, db := srv.Create(t, "my_tls")
+	srv.Populate(t, db, 100)
+	var hasTLS int
+	row := srv.Admin.QueryRow("SELECT @@have_ssl = 'YES'")
+	if err := row.Scan(&hasTLS); err != nil {
+		t.Fatal(err)
+	}
+	if hasTLS != 0 {
+		t.Fatal("the test server has TLS; this test needs one without (DBARCHIVE_TEST_MARIADB)")
+	}
+	withTLS := func(mode string) string {
+		u, err := url.Parse(srv.URL(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("tls", mode)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var buf bytes.Buffer
+	if err := open(t, withTLS("disable"), sources.Options{}).Dump(ctx, &buf); err != nil {
+		t.Fatalf("tls=disable: %v", err)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("CREATE TABLE")) {
+		t.Fatalf("tls=disable: the dump holds no table:\n%.300s", buf.Bytes())
+	}
+	err := open(t, withTLS("verify-full"), sources.Options{}).Dump(ctx, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "SSL") {
+		t.Fatalf("tls=verify-full against a server without TLS: %v, want the client's SSL refusal", err)
 	}
 }
 
