@@ -450,19 +450,19 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 // DatabaseBackups name and perNamespace DatabaseBackups with a scheduled
 // trigger (schedules spread over the hour), in parallel.
 func createBackups(ctx context.Context, c client.Client, namespaces, perNamespace int) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for n := range namespaces {
 		ns := fmt.Sprintf("bench-%03d", n)
 		g.Go(func() error {
-			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			if err := c.Create(gctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 				return err
 			}
 			for _, s := range []*corev1.Secret{
 				{ObjectMeta: metav1.ObjectMeta{Name: "repo-creds", Namespace: ns}, StringData: map[string]string{"AccessKeyId": "a", "SecretAccessKey": "b"}},
 				{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, StringData: map[string]string{"password": "p"}},
 			} {
-				if err := c.Create(ctx, s); err != nil {
+				if err := c.Create(gctx, s); err != nil {
 					return err
 				}
 			}
@@ -472,14 +472,14 @@ func createBackups(ctx context.Context, c client.Client, namespaces, perNamespac
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("create namespaces and Secrets: %w", err)
 	}
-	g, ctx = errgroup.WithContext(ctx)
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(16)
 	for n := range namespaces {
 		for i := range perNamespace {
 			g.Go(func() error {
 				bk := scheduled(newBackup(fmt.Sprintf("db-%03d", i)), fmt.Sprintf("%d * * * *", i%60))
 				bk.Namespace = fmt.Sprintf("bench-%03d", n)
-				return c.Create(ctx, bk)
+				return c.Create(gctx, bk)
 			})
 		}
 	}
