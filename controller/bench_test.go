@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -33,6 +34,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -179,6 +181,8 @@ func runBenchOperator(statsPath string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// To stderr: the benchmark shows the last lines when reconciles failed.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fail(err)
@@ -309,6 +313,33 @@ func childCPU(names ...string) (float64, error) {
 	return float64(ticks) / 100, nil // USER_HZ is 100 on Linux
 }
 
+// profileAPIServer writes a CPU profile of kube-apiserver (its
+// /debug/pprof, on by default) taken for length after waiting for after.
+func profileAPIServer(cfg *rest.Config, path string, after, length time.Duration) error {
+	time.Sleep(after)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", cfg.Host, int(length.Seconds())))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // writeKubeconfig writes a kubeconfig for cfg (envtest's admin) to path.
 func writeKubeconfig(cfg *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
@@ -378,6 +409,14 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- op.Wait() }()
+		profiled := make(chan error, 1)
+		if dir := os.Getenv(benchProfileEnv); dir != "" {
+			go func() {
+				profiled <- profileAPIServer(env.Config, filepath.Join(dir, "apiserver-cpu.pprof"), 5*time.Second, 30*time.Second)
+			}()
+		} else {
+			profiled <- nil
+		}
 		total, werr := waitForCronJobs(ctx, env.Client, want, exited)
 		b.StopTimer()
 		cpuAfter, cerr := childCPU("kube-apiserver", "etcd")
@@ -392,6 +431,7 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 				opErr = fmt.Errorf("the operator did not stop within 90s of SIGTERM: %w", <-exited)
 			}
 		}
+		perr := <-profiled
 		stopErr := env.Stop()
 		switch {
 		case werr != nil:
@@ -400,6 +440,8 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 			b.Fatalf("operator: %v; stderr: %s", opErr, lastLines(stderr.String(), 20))
 		case cerr != nil:
 			b.Fatal(cerr)
+		case perr != nil:
+			b.Fatalf("profile kube-apiserver: %v", perr)
 		case stopErr != nil:
 			b.Fatal(stopErr)
 		}
@@ -440,6 +482,9 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		b.ReportMetric(cpuAfter-cpuBefore, "apiserver+etcd-cpu-s")
 		b.ReportMetric(float64(st.Reconciles), "reconciles")
 		b.ReportMetric(float64(st.Errors), "errors")
+		if st.Errors > 0 {
+			b.Logf("the operator's last errors:\n%s", lastLines(stderr.String(), 5))
+		}
 		b.Logf("%d DatabaseBackups in %d namespaces: every CronJob after %v; %d reconciles (%d returned an error and were retried), p50 %.1f ms, p99 %.1f ms, max %.1f ms; peak RSS %.1f MiB; CPU: operator %.1f s, kube-apiserver+etcd %.1f s; %d API requests (%.2f per reconcile, %.2f writes): %s",
 			want, namespaces, total.Round(time.Millisecond), st.Reconciles, st.Errors, st.P50Ms, st.P99Ms, st.MaxMs,
 			float64(st.PeakRSSKiB)/1024, opCPU.Seconds(), cpuAfter-cpuBefore, requests, float64(requests)/per, float64(writes)/per, strings.Join(breakdown, ", "))
