@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -313,33 +312,6 @@ func childCPU(names ...string) (float64, error) {
 	return float64(ticks) / 100, nil // USER_HZ is 100 on Linux
 }
 
-// profileAPIServer writes a CPU profile of kube-apiserver (its
-// /debug/pprof, on by default) taken for length after waiting for after.
-func profileAPIServer(cfg *rest.Config, path string, after, length time.Duration) error {
-	time.Sleep(after)
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", cfg.Host, int(length.Seconds())))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /debug/pprof/profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // writeKubeconfig writes a kubeconfig for cfg (envtest's admin) to path.
 func writeKubeconfig(cfg *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
@@ -409,14 +381,6 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- op.Wait() }()
-		profiled := make(chan error, 1)
-		if dir := os.Getenv(benchProfileEnv); dir != "" {
-			go func() {
-				profiled <- profileAPIServer(env.Config, filepath.Join(dir, "apiserver-cpu.pprof"), 5*time.Second, 30*time.Second)
-			}()
-		} else {
-			profiled <- nil
-		}
 		total, werr := waitForCronJobs(ctx, env.Client, want, exited)
 		b.StopTimer()
 		cpuAfter, cerr := childCPU("kube-apiserver", "etcd")
@@ -431,7 +395,6 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 				opErr = fmt.Errorf("the operator did not stop within 90s of SIGTERM: %w", <-exited)
 			}
 		}
-		perr := <-profiled
 		stopErr := env.Stop()
 		switch {
 		case werr != nil:
@@ -440,8 +403,6 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 			b.Fatalf("operator: %v; stderr: %s", opErr, lastLines(stderr.String(), 20))
 		case cerr != nil:
 			b.Fatal(cerr)
-		case perr != nil:
-			b.Fatalf("profile kube-apiserver: %v", perr)
 		case stopErr != nil:
 			b.Fatal(stopErr)
 		}
@@ -483,7 +444,7 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		b.ReportMetric(float64(st.Reconciles), "reconciles")
 		b.ReportMetric(float64(st.Errors), "errors")
 		if st.Errors > 0 {
-			b.Logf("the operator's last errors:\n%s", lastLines(stderr.String(), 5))
+			b.Logf("the operator's last errors:\n%s", lastLines(errorLines(stderr.String()), 3))
 		}
 		b.Logf("%d DatabaseBackups in %d namespaces: every CronJob after %v; %d reconciles (%d returned an error and were retried), p50 %.1f ms, p99 %.1f ms, max %.1f ms; peak RSS %.1f MiB; CPU: operator %.1f s, kube-apiserver+etcd %.1f s; %d API requests (%.2f per reconcile, %.2f writes): %s",
 			want, namespaces, total.Round(time.Millisecond), st.Reconciles, st.Errors, st.P50Ms, st.P99Ms, st.MaxMs,
@@ -570,6 +531,17 @@ func waitForCronJobs(ctx context.Context, c client.Client, want int, exited <-ch
 			return time.Since(began), nil
 		}
 	}
+}
+
+// errorLines are the lines of a zap JSON log at level error.
+func errorLines(log string) string {
+	var out []string
+	for l := range strings.SplitSeq(log, "\n") {
+		if strings.Contains(l, `"level":"error"`) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func lastLines(s string, n int) string {
