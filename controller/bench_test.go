@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,10 +38,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
 
 	dbv1 "github.com/dbarchive/dbarchive/api/v1alpha1"
 	"github.com/dbarchive/dbarchive/controller"
 	"github.com/dbarchive/dbarchive/internal/envtest"
+	"github.com/dbarchive/dbarchive/internal/memlimit"
 )
 
 // The operator benchmark runs the operator as its own process (this test
@@ -71,6 +74,11 @@ func (t *timed) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 	start := time.Now()
 	res, err := t.next.Reconcile(ctx, req)
 	d := time.Since(start)
+	if ctx.Err() != nil {
+		// Cut short by the operator's shutdown: neither a latency nor an
+		// error of the operator.
+		return res, err
+	}
 	t.mu.Lock()
 	t.durs = append(t.durs, d)
 	if err != nil {
@@ -312,6 +320,25 @@ func childCPU(names ...string) (float64, error) {
 	return float64(ticks) / 100, nil // USER_HZ is 100 on Linux
 }
 
+// deploymentMemoryLimit is limits.memory of the operator's container in
+// the Deployment manifest at path, in bytes.
+func deploymentMemoryLimit(path string) (int64, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(raw, &d); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok {
+			return q.Value(), nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no container has limits.memory", path)
+}
+
 // writeKubeconfig writes a kubeconfig for cfg (envtest's admin) to path.
 func writeKubeconfig(cfg *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
@@ -345,6 +372,10 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		envtest.Missing(b, err)
 	}
 	want := namespaces * perNamespace
+	memLimit, err := deploymentMemoryLimit(filepath.Join("..", "config", "manager", "manager.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
 	for range b.N {
 		b.StopTimer()
 		env, err := envtest.Start()
@@ -373,6 +404,10 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		var stderr bytes.Buffer
 		op := exec.Command(os.Args[0], "-test.run=^$")
 		op.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, benchOperatorEnv+"="+statsPath)
+		if os.Getenv("GOMEMLIMIT") == "" {
+			// As cmd/operator sets it in its Deployment's container.
+			op.Env = append(op.Env, "GOMEMLIMIT="+memlimit.Env(memLimit))
+		}
 		op.Stderr = &stderr
 		b.StartTimer()
 		if err := op.Start(); err != nil {
