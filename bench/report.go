@@ -181,13 +181,16 @@ func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult)
 	if op != nil {
 		v, ok := op.Metrics["s/all-cronjobs"]
 		detail := op.Reason
+		rssDetail := ""
 		if op.Ran {
-			detail = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms per reconcile, %.2f API requests per reconcile; median of %d runs, load %s → %s",
-				op.Metrics["p50-ms/reconcile"], op.Metrics["p99-ms/reconcile"], op.Metrics["requests/reconcile"], len(op.Runs), op.LoadStart, op.LoadEnd)
+			m := op.Metrics
+			detail = fmt.Sprintf("p50 %.1f ms, p99 %.1f ms per reconcile; %.2f API requests (%.2f writes) per reconcile; CPU s: operator %.1f, kube-apiserver+etcd %.1f; median of %d runs, load average %s → %s",
+				m["p50-ms/reconcile"], m["p99-ms/reconcile"], m["requests/reconcile"], m["writes/reconcile"], m["operator-cpu-s"], m["apiserver+etcd-cpu-s"], len(op.Runs), op.LoadStart, op.LoadEnd)
+			rssDetail = fmt.Sprintf("VmHWM of the operator process; its anonymous memory peaked at %.1f MiB", m["peak-anon-MiB"])
 		}
 		ts = append(ts, judge("operator: 10,000 DatabaseBackups in 100 namespaces until every CronJob exists", v, op.Ran && ok, 60, "s", true, detail))
 		v, ok = op.Metrics["peak-rss-MiB"]
-		ts = append(ts, judge("operator: peak RSS with 10,000 DatabaseBackups", v, op.Ran && ok, 256, "MiB", true, ""))
+		ts = append(ts, judge("operator: peak RSS with 10,000 DatabaseBackups", v, op.Ran && ok, 256, "MiB", true, rssDetail))
 	}
 	return ts
 }
