@@ -57,7 +57,7 @@ const (
 	// benchOperatorStats to when it stops; set, it makes the test binary the
 	// operator.
 	benchOperatorEnv = "DBARCHIVE_BENCH_OPERATOR_STATS"
-	// BenchProfileEnv is a directory: the operator process writes its CPU
+	// benchProfileEnv names a directory: the operator process writes its CPU
 	// profile (operator-cpu.pprof) and heap profile (operator-heap.pprof)
 	// there.
 	benchProfileEnv = "DBARCHIVE_BENCH_PROFILE_DIR"
