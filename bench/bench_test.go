@@ -36,20 +36,22 @@ func TestPairRatio(t *testing.T) {
 	}
 }
 
-func TestParseBenchLine(t *testing.T) {
+func TestParseBenchLines(t *testing.T) {
 	out := `goos: linux
-BenchmarkReconcile1000 starting envtest
-BenchmarkReconcile1000-2   	       1	12345678901 ns/op	        12.34 s/1000-backups	         3.210 p50-ms/reconcile	        45.60 p99-ms/reconcile	      1042 reconciles	         0 errors
+BenchmarkReconcile10000 starting envtest
+BenchmarkReconcile10000-2   	       1	12345678901 ns/op	        12.34 s/all-cronjobs	         3.210 p50-ms/reconcile	        45.60 p99-ms/reconcile	      10042 reconciles	         0 errors
+BenchmarkReconcile10000-2   	       1	22345678901 ns/op	        22.34 s/all-cronjobs	         4.210 p50-ms/reconcile	        55.60 p99-ms/reconcile	      10001 reconciles	         0 errors
+BenchmarkReconcile10000Other-2 1 5 ns/op 1 s/all-cronjobs
 PASS`
-	line, m, ok := parseBenchLine(out, "BenchmarkReconcile1000")
-	if !ok {
-		t.Fatal("no line found")
+	lines, runs := parseBenchLines(out, "BenchmarkReconcile10000")
+	if len(runs) != 2 || len(lines) != 2 {
+		t.Fatalf("found %d runs, %d lines; want 2 (the longer name must not match): %q", len(runs), len(lines), lines)
 	}
-	if m["s/1000-backups"] != 12.34 || m["p99-ms/reconcile"] != 45.6 || m["reconciles"] != 1042 {
-		t.Errorf("metrics = %v from %q", m, line)
+	if m := runs[0]; m["s/all-cronjobs"] != 12.34 || m["p99-ms/reconcile"] != 45.6 || m["reconciles"] != 10042 {
+		t.Errorf("first run = %v from %q", m, lines[0])
 	}
-	if _, _, ok := parseBenchLine("BenchmarkReconcile1000Other-2 1 5 ns/op", "BenchmarkReconcile1000"); ok {
-		t.Error("matched a benchmark with a longer name")
+	if m := runs[1]; m["s/all-cronjobs"] != 22.34 {
+		t.Errorf("second run = %v from %q", m, lines[1])
 	}
 }
 

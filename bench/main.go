@@ -7,7 +7,7 @@
 //   - dbarchive restore against rclone cat | zstd -d | pg_restore, and the
 //     same restore through a DatabaseRestore (the restore job on envtest);
 //   - dbarchive's peak memory for a small and a large exec: stream;
-//   - the operator's BenchmarkReconcile1000 on envtest.
+//   - the operator's BenchmarkReconcile10000 on envtest (runs times).
 //
 // It builds what it needs: a PostgreSQL data set (kept between runs, marked
 // by a comment on the database), dbarchive and the exec: generator, and the
@@ -214,10 +214,10 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		merge(m)
 	}
 	if groups["operator"] {
-		op := b.runOperator(ctx)
+		op := b.runOperator(ctx, runs)
 		rep.Operator = &op
 		if op.Ran {
-			logf("operator: %s", op.Line)
+			logf("operator: %s", strings.Join(op.Lines, "\n"))
 		} else {
 			logf("operator: not run: %s", op.Reason)
 		}

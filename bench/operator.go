@@ -11,50 +11,70 @@ import (
 	"time"
 )
 
-// OperatorResult is what BenchmarkReconcile1000 in controller/ reports:
-// 1,000 DatabaseBackups in 20 namespaces on envtest until every CronJob
-// exists.
+// OperatorResult is what BenchmarkReconcile10000 in controller/ reports:
+// 10,000 DatabaseBackups in 100 namespaces on envtest until every CronJob
+// exists, with the operator as its own process.
 type OperatorResult struct {
 	Ran    bool   `json:"ran"`
 	Reason string `json:"reason,omitempty"` // why it did not run
-	// Metrics are the benchmark's ReportMetric values by unit, e.g.
-	// "s/1000-backups", "p50-ms/reconcile", "p99-ms/reconcile".
+	// Metrics are the medians over the runs of the benchmark's
+	// ReportMetric values by unit, e.g. "s/all-cronjobs",
+	// "p50-ms/reconcile", "p99-ms/reconcile", "requests/reconcile",
+	// "peak-rss-MiB".
 	Metrics map[string]float64 `json:"metrics,omitempty"`
-	Line    string             `json:"line,omitempty"`
-	WallS   float64            `json:"wall_s,omitempty"` // go test, compile included
+	// Runs are each run's values, Lines each run's result line.
+	Runs  []map[string]float64 `json:"runs,omitempty"`
+	Lines []string             `json:"lines,omitempty"`
+	// Load is /proc/loadavg before and after: the machine may be shared.
+	LoadStart string  `json:"load_start,omitempty"`
+	LoadEnd   string  `json:"load_end,omitempty"`
+	WallS     float64 `json:"wall_s,omitempty"` // go test, compile included
 }
 
-const operatorBench = "BenchmarkReconcile1000"
+const operatorBench = "BenchmarkReconcile10000"
 
-// runOperator runs the controller's benchmark once. Its envtest needs
-// kube-apiserver and etcd in bin/k8s (make envtest-assets).
-func (b *bench) runOperator(ctx context.Context) OperatorResult {
+// runOperator runs the controller's benchmark runs times (each run starts
+// its own API server). Its envtest needs kube-apiserver and etcd in bin/k8s
+// (make envtest-assets).
+func (b *bench) runOperator(ctx context.Context, runs int) OperatorResult {
 	src, err := os.ReadFile(filepath.Join(b.root, "controller", "bench_test.go"))
 	if err != nil || !strings.Contains(string(src), "func "+operatorBench+"(") {
 		return OperatorResult{Reason: "controller/bench_test.go has no " + operatorBench + " yet"}
 	}
-	logf("operator: go test ./controller/ -bench %s -benchtime=1x", operatorBench)
+	count := strconv.Itoa(runs)
+	logf("operator: go test ./controller/ -bench %s -benchtime=1x -count=%s", operatorBench, count)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "test", "-C", b.root, "./controller/", "-run", "^$", "-bench", "^"+operatorBench+"$", "-benchtime=1x", "-count=1")
+	r := OperatorResult{LoadStart: loadavg()}
+	cmd := exec.CommandContext(ctx, "go", "test", "-C", b.root, "./controller/", "-run", "^$", "-bench", "^"+operatorBench+"$", "-benchtime=1x", "-count="+count, "-timeout=2h")
 	out, err := cmd.CombinedOutput()
-	r := OperatorResult{WallS: time.Since(start).Seconds()}
+	r.WallS, r.LoadEnd = time.Since(start).Seconds(), loadavg()
 	if err != nil {
 		r.Reason = fmt.Sprintf("go test failed: %v: %s", err, lastLines(string(out), 15))
 		return r
 	}
-	line, metrics, ok := parseBenchLine(string(out), operatorBench)
-	if !ok {
+	r.Lines, r.Runs = parseBenchLines(string(out), operatorBench)
+	if len(r.Runs) == 0 {
 		r.Reason = "no result line in the output: " + lastLines(string(out), 15)
 		return r
 	}
-	r.Ran, r.Line, r.Metrics = true, line, metrics
+	r.Metrics = map[string]float64{}
+	for unit := range r.Runs[0] {
+		var xs []float64
+		for _, m := range r.Runs {
+			xs = append(xs, m[unit])
+		}
+		r.Metrics[unit] = median(xs)
+	}
+	r.Ran = true
 	return r
 }
 
-// parseBenchLine finds the result line of benchmark name in go test output
-// ("BenchmarkX-2  1  123 ns/op  4.5 s/1000-backups …") and returns its
-// value/unit pairs after the iteration count.
-func parseBenchLine(out, name string) (string, map[string]float64, bool) {
+// parseBenchLines finds the result lines of benchmark name in go test
+// output ("BenchmarkX-2  1  123 ns/op  4.5 s/all-cronjobs …") and returns
+// them with their value/unit pairs after the iteration count.
+func parseBenchLines(out, name string) ([]string, []map[string]float64) {
+	var lines []string
+	var runs []map[string]float64
 	for l := range strings.SplitSeq(out, "\n") {
 		f := strings.Fields(l)
 		if len(f) < 4 || (f[0] != name && !strings.HasPrefix(f[0], name+"-")) {
@@ -67,13 +87,16 @@ func parseBenchLine(out, name string) (string, map[string]float64, bool) {
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
-				return "", nil, false
+				m = nil
+				break
 			}
 			m[f[i+1]] = v
 		}
-		return strings.TrimSpace(l), m, true
+		if m != nil {
+			lines, runs = append(lines, strings.TrimSpace(l)), append(runs, m)
+		}
 	}
-	return "", nil, false
+	return lines, runs
 }
 
 func lastLines(s string, n int) string {

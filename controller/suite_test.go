@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -32,6 +31,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if stats := os.Getenv(benchOperatorEnv); stats != "" {
+		// The operator process of the operator benchmark.
+		os.Exit(runBenchOperator(stats))
+	}
 	// Reconcile errors are retried by design (conflicts with a cache that is
 	// behind); tests judge outcomes, so the operator's log is not shown.
 	ctrl.SetLogger(logr.Discard())
@@ -131,20 +134,13 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 		}
 	}
 
-	cacheOpts := controller.CacheOptions()
-	// Each test's operator sees only its namespaces, so that tests sharing
-	// the API server do not reconcile each other's objects.
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	for _, extra := range cfg.extraNS {
-		cacheOpts.DefaultNamespaces[extra] = cache.Config{}
-	}
-	mgrOpts := ctrl.Options{
-		Scheme:                 env.Scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	}
+	// As cmd/operator with --watch-namespace: each test's operator sees
+	// only its namespaces, so that tests sharing the API server do not
+	// reconcile each other's objects.
+	mgrOpts := controller.ManagerOptions(env.Scheme, append([]string{ns}, cfg.extraNS...))
+	mgrOpts.Metrics = metricsserver.Options{BindAddress: "0"}
+	mgrOpts.HealthProbeBindAddress = "0"
+	mgrOpts.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
 	if cfg.onCluster {
 		// As the Deployment runs it, so that its Events and Lease are
 		// written with the operator's own permissions.

@@ -17,15 +17,18 @@ func TestDefaultJobImageFollowsVersion(t *testing.T) {
 }
 
 func TestWatchNamespaceIsChecked(t *testing.T) {
-	opts, err := cacheOptions("team-a, team-b")
-	if err != nil || len(opts.DefaultNamespaces) != 2 {
-		t.Fatalf("cacheOptions(team-a, team-b) = %v, %v", opts.DefaultNamespaces, err)
+	opts, err := managerOptions(nil, "team-a, team-b")
+	if err != nil || len(opts.Cache.DefaultNamespaces) != 2 {
+		t.Fatalf("managerOptions(team-a, team-b) = %v, %v", opts.Cache.DefaultNamespaces, err)
 	}
-	if _, err := cacheOptions("Team_A"); err == nil || !strings.Contains(err.Error(), "--watch-namespace") {
-		t.Fatalf("cacheOptions(Team_A) = %v, want an error naming --watch-namespace", err)
+	if _, err := managerOptions(nil, "Team_A"); err == nil || !strings.Contains(err.Error(), "--watch-namespace") {
+		t.Fatalf("managerOptions(Team_A) = %v, want an error naming --watch-namespace", err)
 	}
-	opts, err = cacheOptions("")
-	if err != nil || opts.DefaultNamespaces != nil {
-		t.Fatalf("cacheOptions(\"\") = %v, %v; want all namespaces", opts.DefaultNamespaces, err)
+	opts, err = managerOptions(nil, "")
+	if err != nil || opts.Cache.DefaultNamespaces != nil {
+		t.Fatalf("managerOptions(\"\") = %v, %v; want all namespaces", opts.Cache.DefaultNamespaces, err)
+	}
+	if len(opts.Cache.ByObject) == 0 {
+		t.Fatal("managerOptions: the caches of the kinds the operator creates are not narrowed to its own objects")
 	}
 }
