@@ -552,3 +552,36 @@ func TestActiveDeadlineStopsBackup(t *testing.T) {
 	}
 	t.Logf("Succeeded: %s/%s/%q", c.Status, c.Reason, c.Message)
 }
+
+// The job image's MariaDB 11.8 client insists on TLS unless told not to:
+// against the host's MariaDB 10.11, which has none, a backup with the
+// client's default fails naming the cause, and one with tls: disable
+// succeeds.
+func TestMariaDBWithoutTLS(t *testing.T) {
+	srv := testdb.MariaDB(t)
+	dbName, db := srv.Create(t, "cluster_my")
+	srv.Populate(t, db, 2000)
+	source := func(tls dbv1.TLSMode) *dbv1.Source {
+		return &dbv1.Source{Type: dbv1.SourceTypeMySQL, Host: "127.0.0.1", Port: 3306, Database: dbName, User: "root", TLS: tls}
+	}
+	def := newFixture(t, "databasebackup-mariadb-default")
+	withDefault := def.article(source(""))
+	must(t, def.c.Create(def.ctx, withDefault))
+	off := newFixture(t, "databasebackup-mariadb")
+	withoutTLS := off.article(source(dbv1.TLSDisable))
+	must(t, off.c.Create(off.ctx, withoutTLS))
+
+	got := def.outcome(withDefault.Name, backupBound, nil)
+	c := meta.FindStatusCondition(got.Status.Conditions, dbv1.ConditionSucceeded)
+	if c.Status != metav1.ConditionFalse || c.Reason != dbv1.ReasonBackupFailed || !strings.Contains(c.Message, "SSL") {
+		t.Errorf("client default against a server without TLS: Succeeded = %s/%s/%q, want False/BackupFailed naming SSL", c.Status, c.Reason, c.Message)
+	}
+	if n := len(def.listed(withDefault)); n != 0 {
+		t.Errorf("repo lists %d backups after a failed one", n)
+	}
+
+	requireSucceeded(t, off.outcome(withoutTLS.Name, backupBound, nil))
+	if list := off.listed(withoutTLS); len(list) != 1 || list[0].Source.Type != "mysql" {
+		t.Fatalf("repo lists %+v, want one mysql backup", list)
+	}
+}
