@@ -21,7 +21,9 @@ import (
 // the date unless --skip-dump-date).
 const myDumpCompleted = "-- Dump completed"
 
-var dumpDateRE = regexp.MustCompile(`^ on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s*$`)
+// The hour is space-padded (mariadb-dump prints it with %2d): "on
+// 2026-11-30  0:00:56" before 10:00.
+var dumpDateRE = regexp.MustCompile(`^ on \d{4}-\d\d-\d\d [ \d]\d:\d\d:\d\d\s*$`)
 
 const (
 	myInsert = "INSERT INTO "

@@ -314,6 +314,22 @@ func TestMariaDBEveryCut(t *testing.T) {
 	}
 }
 
+// Before 10:00 mariadb-dump pads the hour with a space: such a dump is
+// complete, and a cut inside its date is not.
+func TestMariaDBMorningDumpDate(t *testing.T) {
+	morning := strings.Replace(mariaDump, "2026-11-29 19:34:33", "2026-11-30  0:00:56", 1)
+	if _, err := scan(dumpscan.NewMariaDB("shop"), []byte(morning), 0); err != nil {
+		t.Fatalf("dump completed at 0:00:56: %v", err)
+	}
+	for _, cut := range []string{"2026-11-30  0:00:5", "2026-11-30  0", "2026-11-30 "} {
+		data := morning[:strings.Index(morning, "2026-11-30")] + cut + "\n"
+		var ie *dumpscan.IncompleteError
+		if _, err := scan(dumpscan.NewMariaDB("shop"), []byte(data), 0); !errors.As(err, &ie) {
+			t.Errorf("dump cut at %q: %v, want an IncompleteError", cut, err)
+		}
+	}
+}
+
 func TestMariaDBMalformed(t *testing.T) {
 	for _, stmt := range []string{
 		"INSERT INTO t VALUES (1);\n",
