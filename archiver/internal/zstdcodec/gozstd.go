@@ -1,0 +1,75 @@
+package zstdcodec
+
+import (
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Implementation names the encoder and decoder this build uses, for logs
+// and benchmark reports.
+func Implementation() string { return implementation }
+
+// goEncoder is klauspost/compress's encoder. It has four speeds, not 22
+// levels: a level is mapped to the nearest one, and Level reports the zstd
+// level that speed is modelled on.
+type goEncoder struct {
+	enc   *zstd.Encoder
+	level int
+}
+
+// NewGoEncoder returns the pure-Go encoder whatever the build.
+func NewGoEncoder(o EncoderOptions) (Encoder, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	speed := zstd.EncoderLevelFromZstd(o.Level)
+	window := 2 << 20 // zstd's own window at level 3
+	if o.WindowLog != 0 {
+		window = 1 << o.WindowLog
+	}
+	enc, err := zstd.NewWriter(nil,
+		zstd.WithEncoderLevel(speed),
+		zstd.WithEncoderConcurrency(max(o.Concurrency, 1)),
+		zstd.WithEncoderCRC(true),
+		zstd.WithWindowSize(window))
+	if err != nil {
+		return nil, err
+	}
+	return &goEncoder{enc: enc, level: goSpeedLevel[speed]}, nil
+}
+
+// goSpeedLevel is the zstd level each of klauspost's speeds is modelled on
+// (its documentation: "roughly equivalent to" levels 1, 3, 7-8 and 11).
+var goSpeedLevel = map[zstd.EncoderLevel]int{
+	zstd.SpeedFastest:           1,
+	zstd.SpeedDefault:           3,
+	zstd.SpeedBetterCompression: 7,
+	zstd.SpeedBestCompression:   11,
+}
+
+func (e *goEncoder) Reset(w io.Writer)           { e.enc.Reset(w) }
+func (e *goEncoder) Write(p []byte) (int, error) { return e.enc.Write(p) }
+func (e *goEncoder) Close() error                { return e.enc.Close() }
+func (e *goEncoder) Level() int                  { return e.level }
+
+// Release drops a frame in progress: Reset ends the encoder's goroutines.
+func (e *goEncoder) Release() { e.enc.Reset(io.Discard) }
+
+type goDecoder struct{ dec *zstd.Decoder }
+
+// NewGoDecoder returns the pure-Go decoder whatever the build.
+func NewGoDecoder(r io.Reader, o DecoderOptions) (Decoder, error) {
+	opts := []zstd.DOption{zstd.WithDecoderConcurrency(max(o.Concurrency, 1))}
+	if o.MaxWindowLog > 0 {
+		opts = append(opts, zstd.WithDecoderMaxWindow(1<<o.MaxWindowLog))
+	}
+	dec, err := zstd.NewReader(r, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return goDecoder{dec}, nil
+}
+
+func (d goDecoder) Read(p []byte) (int, error) { return d.dec.Read(p) }
+func (d goDecoder) Close()                     { d.dec.Close() }
