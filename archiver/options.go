@@ -16,6 +16,7 @@ const (
 	DefaultPartSize    = 5 << 20
 	DefaultConcurrency = 4
 	DefaultLevel       = 3
+	DefaultWindowLog   = 21
 )
 
 // DefaultStallTimeout is how long a backup waits for the source's next byte

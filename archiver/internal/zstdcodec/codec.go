@@ -57,6 +57,9 @@ func (o EncoderOptions) check() error {
 	if o.Level < 1 || o.Level > 22 {
 		return fmt.Errorf("zstd level %d is outside 1..22", o.Level)
 	}
+	if o.Concurrency < 0 {
+		return fmt.Errorf("zstd encoder concurrency %d is negative", o.Concurrency)
+	}
 	if o.WindowLog != 0 && (o.WindowLog < 10 || o.WindowLog > 30) {
 		return fmt.Errorf("zstd window log %d is outside 10..30", o.WindowLog)
 	}

@@ -121,6 +121,30 @@ func TestEveryEncoderEveryDecoder(t *testing.T) {
 	}
 }
 
+// TestDecodeIntoExactBuffer: when the caller's buffer ends exactly where
+// the frame does, the next read is a clean io.EOF (the decoder must not
+// take the empty step after the frame for the start of another).
+func TestDecodeIntoExactBuffer(t *testing.T) {
+	data := sample(t, 1<<20+17)
+	stream := encode(t, NewGoEncoder, EncoderOptions{Level: 3, Concurrency: 1}, data)
+	for decName, newDec := range decoders {
+		t.Run(decName, func(t *testing.T) {
+			dec, err := newDec(bytes.NewReader(stream), DecoderOptions{Concurrency: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			got := make([]byte, len(data))
+			if _, err := io.ReadFull(dec, got); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("ReadFull: identical %v, %v", bytes.Equal(got, data), err)
+			}
+			if n, err := dec.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+				t.Fatalf("read after the end = %d, %v; want 0, io.EOF", n, err)
+			}
+		})
+	}
+}
+
 // TestDecodersRejectDamage: a truncated stream and a changed byte fail in
 // every decoder instead of ending cleanly.
 func TestDecodersRejectDamage(t *testing.T) {

@@ -257,7 +257,12 @@ func (d *cDecoder) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		d.pos += int(s.in_pos)
-		d.frameOpen = s.ret != 0 // 0: a frame ended and is fully flushed
+		if s.in_pos > 0 || s.out_pos > 0 {
+			// 0: a frame ended and is fully flushed. A step that moved
+			// nothing says nothing: after a frame's end it asks for the
+			// next frame's header.
+			d.frameOpen = s.ret != 0
+		}
 		d.outPending = int(s.out_pos) == len(p)
 		if s.out_pos > 0 {
 			return int(s.out_pos), nil
