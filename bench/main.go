@@ -43,6 +43,7 @@ type bench struct {
 	scale      scaleSpec
 
 	version, dbarchive, testgen, rclone string
+	dbarchivePure                       string // built with CGO_ENABLED=0: the pure-Go zstd
 
 	data       dataset
 	srv        *s3Server
@@ -72,7 +73,7 @@ func envInt(key string, def int) int {
 	return def
 }
 
-var allGroups = []string{"backup", "restore", "rss", "operator"}
+var allGroups = []string{"backup", "restore", "rss", "levels", "operator"}
 
 func main() {
 	scaleName := flag.String("scale", envOr("BENCH_SCALE", "full"), "data set: full (~1 GiB on disk) or small (~100 MB, for working on the bench) [BENCH_SCALE]")
@@ -131,8 +132,8 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		os.Setenv("DBARCHIVE_TARGET_PASSWORD", pw)
 	}
 
-	needS3 := groups["backup"] || groups["restore"] || groups["rss"]
-	needDB := groups["backup"] || groups["restore"] || groups["dataset"]
+	needS3 := groups["backup"] || groups["restore"] || groups["rss"] || groups["levels"]
+	needDB := groups["backup"] || groups["restore"] || groups["dataset"] || groups["levels"]
 	if needS3 {
 		if err := ensureTools(ctx); err != nil {
 			return err
@@ -172,7 +173,7 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 			samples[k] = v
 		}
 	}
-	bk, rs, mem := b.backupScenarios(), b.restoreScenarios(), b.rssScenarios()
+	bk, rs, mem, lv := b.backupScenarios(), b.restoreScenarios(), b.rssScenarios(), b.levelScenarios()
 	if groups["backup"] {
 		m, err := b.runGroup(ctx, "backup", bk, warmup, runs)
 		if err != nil {
@@ -213,6 +214,16 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		}
 		merge(m)
 	}
+	if groups["levels"] {
+		if err := b.dumpMixed(ctx); err != nil {
+			return err
+		}
+		m, err := b.runGroup(ctx, "levels", lv, warmup, runs)
+		if err != nil {
+			return err
+		}
+		merge(m)
+	}
 	if groups["operator"] {
 		op := b.runOperator(ctx)
 		rep.Operator = &op
@@ -224,15 +235,15 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 	}
 
 	results := map[string]*Result{}
-	tt := titles(bk, rs, mem)
-	for _, sc := range slices.Concat(bk, rs, mem) {
+	tt := titles(bk, rs, mem, lv)
+	for _, sc := range slices.Concat(bk, rs, mem, lv) {
 		if ss := samples[sc.name]; len(ss) > 0 {
 			r := summarize(sc.name, tt[sc.name], ss)
 			results[sc.name] = r
 			rep.Results = append(rep.Results, r)
 		}
 	}
-	addRatios(results, ratioSpecs(sc.RSSSizes))
+	addRatios(results, append(ratioSpecs(sc.RSSSizes), leverRatios()...))
 	rep.Targets = targets(results, sc.RSSSizes, rep.Operator)
 	rep.Versions = b.versions(ctx)
 	rep.Machine.LoadEnd = loadavg()

@@ -84,9 +84,14 @@ func (b *bench) buildBinaries(ctx context.Context) error {
 	b.dbarchive = filepath.Join(binDir, "dbarchive")
 	b.testgen = filepath.Join(binDir, "testgen")
 	logf("building dbarchive %s and testgen", b.version)
-	if _, err := runOutput(ctx, nil, "go", "build", "-C", b.root, "-trimpath", "-tags", "disable_grpc_modules", "-ldflags", "-X main.version="+b.version,
-		"-o", b.dbarchive, "./cmd/dbarchive"); err != nil {
-		return err
+	// As make build builds it (cgo: libzstd), and as CGO_ENABLED=0 go
+	// install does (the pure-Go zstd): the lever rows compare the two.
+	b.dbarchivePure = filepath.Join(binDir, "dbarchive-purego")
+	for bin, cgo := range map[string]string{b.dbarchive: "CGO_ENABLED=1", b.dbarchivePure: "CGO_ENABLED=0"} {
+		if _, err := runOutput(ctx, []string{cgo}, "go", "build", "-C", b.root, "-trimpath", "-tags", "disable_grpc_modules", "-ldflags", "-X main.version="+b.version,
+			"-o", bin, "./cmd/dbarchive"); err != nil {
+			return err
+		}
 	}
 	if _, err := runOutput(ctx, nil, "go", "build", "-C", b.root, "-trimpath", "-o", b.testgen, "./internal/testgen/cmd/testgen"); err != nil {
 		return err
