@@ -195,7 +195,7 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		Source:             SourceInfo{Type: src.Type(), Database: src.Database()},
 		Tool:               ToolInfo{Name: "dbarchive", Version: opts.ToolVersion},
 		Compression:        "zstd",
-		CompressionLevel:   res.level,
+		CompressionLevel:   opts.Level,
 		DataObject:         dataObject,
 		UncompressedSize:   res.uncompressedSize,
 		StoredSize:         res.storedSize,
@@ -249,7 +249,6 @@ func putSmallObject(ctx context.Context, b *drivers.Bucket, key string, data []b
 }
 
 type uploadResult struct {
-	level                        int // the zstd level the encoder ran at
 	parts                        int
 	partList                     []PartInfo
 	storedSize, uncompressedSize int64
@@ -333,7 +332,6 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 		return uploadResult{}, err
 	}
 	return uploadResult{
-		level:            enc.Level(),
 		parts:            pw.parts,
 		partList:         pw.partList(),
 		storedSize:       pw.size,

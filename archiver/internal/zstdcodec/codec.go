@@ -19,14 +19,13 @@ type Encoder interface {
 	// not the frame was closed. The encoder cannot be used afterwards;
 	// calling Release again does nothing.
 	Release()
-	// Level is the zstd level the encoder really compresses at, which is
-	// what a manifest records.
-	Level() int
 }
 
 // EncoderOptions configure an encoder.
 type EncoderOptions struct {
-	// Level is the zstd level, 1 to 22.
+	// Level is the zstd level, 1 to 22. libzstd runs it as given; the
+	// pure-Go encoder has four speeds and runs the nearest (1-2: fastest,
+	// 3-5: default, 6-9: better, 10-22: best).
 	Level int
 	// Concurrency is the number of goroutines or threads compressing at
 	// once; 0 or 1 compresses on the writing goroutine's time.

@@ -237,19 +237,3 @@ func TestOptionsAreChecked(t *testing.T) {
 		}
 	}
 }
-
-// TestLevelIsWhatRuns: the level an encoder reports is the one a manifest
-// records. libzstd runs every level as asked; the pure-Go encoder has four
-// speeds and reports the zstd level each is modelled on.
-func TestLevelIsWhatRuns(t *testing.T) {
-	for level, want := range map[int]int{1: 1, 2: 1, 3: 3, 5: 3, 6: 7, 9: 7, 10: 11, 19: 11} {
-		enc, err := NewGoEncoder(EncoderOptions{Level: level})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := enc.Level(); got != want {
-			t.Errorf("pure Go at level %d reports %d, want %d", level, got, want)
-		}
-		enc.Release()
-	}
-}

@@ -11,11 +11,9 @@ import (
 func Implementation() string { return implementation }
 
 // goEncoder is klauspost/compress's encoder. It has four speeds, not 22
-// levels: a level is mapped to the nearest one, and Level reports the zstd
-// level that speed is modelled on.
+// levels: a level is mapped to the nearest one.
 type goEncoder struct {
-	enc   *zstd.Encoder
-	level int
+	enc *zstd.Encoder
 }
 
 // NewGoEncoder returns the pure-Go encoder whatever the build.
@@ -23,35 +21,24 @@ func NewGoEncoder(o EncoderOptions) (Encoder, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	speed := zstd.EncoderLevelFromZstd(o.Level)
 	window := 2 << 20 // zstd's own window at level 3
 	if o.WindowLog != 0 {
 		window = 1 << o.WindowLog
 	}
 	enc, err := zstd.NewWriter(nil,
-		zstd.WithEncoderLevel(speed),
+		zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(o.Level)),
 		zstd.WithEncoderConcurrency(max(o.Concurrency, 1)),
 		zstd.WithEncoderCRC(true),
 		zstd.WithWindowSize(window))
 	if err != nil {
 		return nil, err
 	}
-	return &goEncoder{enc: enc, level: goSpeedLevel[speed]}, nil
-}
-
-// goSpeedLevel is the zstd level each of klauspost's speeds is modelled on
-// (its documentation: "roughly equivalent to" levels 1, 3, 7-8 and 11).
-var goSpeedLevel = map[zstd.EncoderLevel]int{
-	zstd.SpeedFastest:           1,
-	zstd.SpeedDefault:           3,
-	zstd.SpeedBetterCompression: 7,
-	zstd.SpeedBestCompression:   11,
+	return &goEncoder{enc: enc}, nil
 }
 
 func (e *goEncoder) Reset(w io.Writer)           { e.enc.Reset(w) }
 func (e *goEncoder) Write(p []byte) (int, error) { return e.enc.Write(p) }
 func (e *goEncoder) Close() error                { return e.enc.Close() }
-func (e *goEncoder) Level() int                  { return e.level }
 
 // Release drops a frame in progress: Reset ends the encoder's goroutines.
 func (e *goEncoder) Release() { e.enc.Reset(io.Discard) }

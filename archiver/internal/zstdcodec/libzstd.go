@@ -67,11 +67,10 @@ func zstdError(code C.size_t) error {
 // many worker threads of its own; their buffers are outside the Go heap
 // (jobSize below keeps them small).
 type cEncoder struct {
-	cctx  *C.ZSTD_CCtx
-	w     io.Writer
-	out   []byte
-	level int
-	err   error
+	cctx *C.ZSTD_CCtx
+	w    io.Writer
+	out  []byte
+	err  error
 }
 
 // mtJobSize is the input of one multithreaded compression job. libzstd's
@@ -88,7 +87,7 @@ func NewCEncoder(o EncoderOptions) (Encoder, error) {
 	if cctx == nil {
 		return nil, errors.New("zstd: cannot allocate a compression context")
 	}
-	e := &cEncoder{cctx: cctx, level: o.Level, out: make([]byte, int(C.ZSTD_CStreamOutSize()))}
+	e := &cEncoder{cctx: cctx, out: make([]byte, int(C.ZSTD_CStreamOutSize()))}
 	set := func(p C.ZSTD_cParameter, v int) error {
 		return zstdError(C.ZSTD_CCtx_setParameter(cctx, p, C.int(v)))
 	}
@@ -112,8 +111,6 @@ func NewCEncoder(o EncoderOptions) (Encoder, error) {
 	}
 	return e, nil
 }
-
-func (e *cEncoder) Level() int { return e.level }
 
 func (e *cEncoder) Reset(w io.Writer) {
 	e.w, e.err = w, nil
