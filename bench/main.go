@@ -73,6 +73,20 @@ func envInt(key string, def int) int {
 	return def
 }
 
+// skipped names the scenarios -skip leaves out of every group.
+var skipped map[string]bool
+
+// without drops the skipped scenarios from a group.
+func without(group []scenario) []scenario {
+	var out []scenario
+	for _, s := range group {
+		if !skipped[s.name] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 var allGroups = []string{"backup", "restore", "rss", "levels", "operator"}
 
 func main() {
@@ -82,12 +96,19 @@ func main() {
 	warmup := flag.Int("warmup", envInt("BENCH_WARMUP", 1), "unrecorded rounds before the measured ones [BENCH_WARMUP]")
 	only := flag.String("only", envOr("BENCH_ONLY", strings.Join(allGroups, ",")), "groups to run: "+strings.Join(allGroups, ",")+" (or dataset: only build the data set) [BENCH_ONLY]")
 	work := flag.String("workdir", envOr("BENCH_WORKDIR", filepath.Join(os.TempDir(), "dbarchive-bench")), "scratch directory: served S3 objects, fs repo, dump files, binaries [BENCH_WORKDIR]")
+	skip := flag.String("skip", os.Getenv("BENCH_SKIP"), "scenarios to leave out, comma-separated (e.g. peer_file_copy,dbarchive_drill on a busy machine) [BENCH_SKIP]")
 	rebuild := flag.Bool("rebuild-data", false, "rebuild the data set even when its marker matches")
 	outDir := flag.String("out", "", "where results.json and RESULTS.md go (default: bench/ of the module)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	skipped = map[string]bool{}
+	for name := range strings.SplitSeq(*skip, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			skipped[name] = true
+		}
+	}
 	if err := run(ctx, *scaleName, *runs, *rssRuns, *warmup, *only, *work, *outDir, *rebuild); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -173,7 +194,7 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 			samples[k] = v
 		}
 	}
-	bk, rs, mem, lv := b.backupScenarios(), b.restoreScenarios(), b.rssScenarios(), b.levelScenarios()
+	bk, rs, mem, lv := without(b.backupScenarios()), without(b.restoreScenarios()), without(b.rssScenarios()), without(b.levelScenarios())
 	if groups["backup"] {
 		m, err := b.runGroup(ctx, "backup", bk, warmup, runs)
 		if err != nil {
