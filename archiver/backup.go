@@ -26,7 +26,7 @@ type BackupOptions struct {
 	Prefix string
 	// Name is a free label recorded in the manifest.
 	Name string
-	// Level is the zstd level, 1 to 22 (default 3).
+	// Level is the zstd level, 1 to 22 (default DefaultLevel).
 	Level int
 	// PartSize is the size of the first part (default 5 MiB); later parts
 	// grow as the stream grows so the driver's part limit is never reached.
