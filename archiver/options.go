@@ -14,10 +14,10 @@ import (
 // 8 MiB parts.
 //
 // Level 2, not zstd's habitual 3: on make bench's database libzstd at level
-// 2 stored 0.5% more than level 3 for 13% less CPU of the whole backup
+// 2 stored 0.5% more than level 3 for 12-13% less CPU of the whole backup
 // (which on two cores is its wall time too), and on the uuid/md5/jsonb
-// table 1.6% less for 28% less CPU; level 1 saved only 4 points more
-// CPU and stored 4.2% more of the whole database. A 2 MiB window (log 21)
+// table 1.6% less for 18-28% less CPU; level 1 saved a few points more CPU
+// and stored 4.2% more of the whole database. A 2 MiB window (log 21)
 // is what zstd uses at level 3; it keeps level 2's output as small as
 // `zstd -2`'s or smaller.
 const (
