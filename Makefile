@@ -27,8 +27,8 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: build
-build: ## Build bin/dbarchive.
-	$(GO) build -trimpath -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/dbarchive ./cmd/dbarchive
+build: ## Build bin/dbarchive (with cgo: zstd is the system's libzstd, from libzstd-dev).
+	CGO_ENABLED=1 $(GO) build -trimpath -tags $(BUILD_TAGS) -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/dbarchive ./cmd/dbarchive
 
 PREFIX ?= /usr/local
 

@@ -36,7 +36,7 @@ func TestRoundTripSizes(t *testing.T) {
 			if m.UncompressedSize != int64(size) || m.UncompressedSHA256 != hex.EncodeToString(sum[:]) {
 				t.Fatalf("manifest says %d bytes sha %s, want %d bytes sha %x", m.UncompressedSize, m.UncompressedSHA256, size, sum)
 			}
-			if m.Source.Type != "exec" || m.Source.Database != "testdb" || m.Compression != "zstd" || m.CompressionLevel != 3 || m.PartCount < 1 {
+			if m.Source.Type != "exec" || m.Source.Database != "testdb" || m.Compression != "zstd" || m.CompressionLevel != archiver.DefaultLevel || m.PartCount < 1 {
 				t.Fatalf("manifest fields: %+v", m)
 			}
 			var got bytes.Buffer

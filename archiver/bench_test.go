@@ -3,7 +3,9 @@ package archiver_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"sync"
@@ -258,5 +260,51 @@ func BenchmarkAgeStage(b *testing.B) {
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkBackupDumpFile backs up a real pg_dump -Fc -Z0 file, named by
+// DBARCHIVE_BENCH_DUMP, with the custom-format table scanner, to an fs repo
+// (a fake S3 server in this process would profile as part of the backup):
+// the run to take a CPU profile of, e.g. make bench's database dumped with
+// `pg_dump -Fc -Z0 -f F dbarchive_bench` and
+// `go test -run '^$' -bench BenchmarkBackupDumpFile -benchtime 1x -cpuprofile cpu.out ./archiver/`.
+// Without the variable it is skipped: the other benchmarks cover the
+// pipeline on generated data.
+func BenchmarkBackupDumpFile(b *testing.B) {
+	path := os.Getenv("DBARCHIVE_BENCH_DUMP")
+	if path == "" {
+		b.Skip("DBARCHIVE_BENCH_DUMP names no dump file")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, level := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("level=%d", level), func(b *testing.B) {
+			bucket, _ := openFS(b)
+			src := scanSource{funcSource: funcSource{dump: func(ctx context.Context, w io.Writer) error {
+				f, err := os.Open(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				// What sources.Command does with a dump tool's stdout.
+				_, err = io.Copy(w, f)
+				return err
+			}}, scanner: dumpscan.NewPostgresCustom}
+			b.SetBytes(fi.Size())
+			var stored int64
+			cpu0 := cpuTime()
+			for b.Loop() {
+				m, err := archiver.Backup(context.Background(), bucket, src, archiver.BackupOptions{Prefix: "bench", Level: level})
+				if err != nil {
+					b.Fatal(err)
+				}
+				stored = m.StoredSize
+			}
+			b.ReportMetric(float64(b.N)*float64(fi.Size())/1e6/(cpuTime()-cpu0).Seconds(), "MB/cpu-s")
+			b.ReportMetric(float64(fi.Size())/float64(stored), "ratio")
+		})
 	}
 }

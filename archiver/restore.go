@@ -13,8 +13,7 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/dbarchive/dbarchive/archiver/internal/zstdcodec"
 	"github.com/dbarchive/dbarchive/drivers"
 )
 
@@ -177,7 +176,7 @@ func Open(ctx context.Context, b *drivers.Bucket, m *Manifest, opts RestoreOptio
 		decrypted = &decryptingReader{r: r, stored: stored}
 		compressed = decrypted
 	}
-	dec, err := zstd.NewReader(compressed, zstd.WithDecoderConcurrency(opts.DecoderConcurrency), zstd.WithDecoderMaxWindow(1<<30))
+	dec, err := zstdcodec.NewDecoder(compressed, zstdcodec.DecoderOptions{Concurrency: opts.DecoderConcurrency, MaxWindowLog: 30})
 	if err != nil {
 		cancel()
 		stored.close()

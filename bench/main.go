@@ -43,6 +43,7 @@ type bench struct {
 	scale      scaleSpec
 
 	version, dbarchive, testgen, rclone string
+	dbarchivePure                       string // built with CGO_ENABLED=0: the pure-Go zstd
 
 	data       dataset
 	srv        *s3Server
@@ -72,7 +73,21 @@ func envInt(key string, def int) int {
 	return def
 }
 
-var allGroups = []string{"backup", "restore", "rss", "operator"}
+// skipped names the scenarios -skip leaves out of every group.
+var skipped map[string]bool
+
+// without drops the skipped scenarios from a group.
+func without(group []scenario) []scenario {
+	var out []scenario
+	for _, s := range group {
+		if !skipped[s.name] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var allGroups = []string{"backup", "restore", "rss", "levels", "operator"}
 
 func main() {
 	scaleName := flag.String("scale", envOr("BENCH_SCALE", "full"), "data set: full (~1 GiB on disk) or small (~100 MB, for working on the bench) [BENCH_SCALE]")
@@ -81,12 +96,19 @@ func main() {
 	warmup := flag.Int("warmup", envInt("BENCH_WARMUP", 1), "unrecorded rounds before the measured ones [BENCH_WARMUP]")
 	only := flag.String("only", envOr("BENCH_ONLY", strings.Join(allGroups, ",")), "groups to run: "+strings.Join(allGroups, ",")+" (or dataset: only build the data set) [BENCH_ONLY]")
 	work := flag.String("workdir", envOr("BENCH_WORKDIR", filepath.Join(os.TempDir(), "dbarchive-bench")), "scratch directory: served S3 objects, fs repo, dump files, binaries [BENCH_WORKDIR]")
+	skip := flag.String("skip", os.Getenv("BENCH_SKIP"), "scenarios to leave out, comma-separated (e.g. peer_file_copy,dbarchive_drill on a busy machine) [BENCH_SKIP]")
 	rebuild := flag.Bool("rebuild-data", false, "rebuild the data set even when its marker matches")
 	outDir := flag.String("out", "", "where results.json and RESULTS.md go (default: bench/ of the module)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	skipped = map[string]bool{}
+	for name := range strings.SplitSeq(*skip, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			skipped[name] = true
+		}
+	}
 	if err := run(ctx, *scaleName, *runs, *rssRuns, *warmup, *only, *work, *outDir, *rebuild); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -131,8 +153,8 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		os.Setenv("DBARCHIVE_TARGET_PASSWORD", pw)
 	}
 
-	needS3 := groups["backup"] || groups["restore"] || groups["rss"]
-	needDB := groups["backup"] || groups["restore"] || groups["dataset"]
+	needS3 := groups["backup"] || groups["restore"] || groups["rss"] || groups["levels"]
+	needDB := groups["backup"] || groups["restore"] || groups["dataset"] || groups["levels"]
 	if needS3 {
 		if err := ensureTools(ctx); err != nil {
 			return err
@@ -172,7 +194,7 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 			samples[k] = v
 		}
 	}
-	bk, rs, mem := b.backupScenarios(), b.restoreScenarios(), b.rssScenarios()
+	bk, rs, mem, lv := without(b.backupScenarios()), without(b.restoreScenarios()), without(b.rssScenarios()), without(b.levelScenarios())
 	if groups["backup"] {
 		m, err := b.runGroup(ctx, "backup", bk, warmup, runs)
 		if err != nil {
@@ -213,6 +235,16 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		}
 		merge(m)
 	}
+	if groups["levels"] {
+		if err := b.dumpMixed(ctx); err != nil {
+			return err
+		}
+		m, err := b.runGroup(ctx, "levels", lv, warmup, runs)
+		if err != nil {
+			return err
+		}
+		merge(m)
+	}
 	if groups["operator"] {
 		op := b.runOperator(ctx, runs)
 		rep.Operator = &op
@@ -224,15 +256,15 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 	}
 
 	results := map[string]*Result{}
-	tt := titles(bk, rs, mem)
-	for _, sc := range slices.Concat(bk, rs, mem) {
+	tt := titles(bk, rs, mem, lv)
+	for _, sc := range slices.Concat(bk, rs, mem, lv) {
 		if ss := samples[sc.name]; len(ss) > 0 {
 			r := summarize(sc.name, tt[sc.name], ss)
 			results[sc.name] = r
 			rep.Results = append(rep.Results, r)
 		}
 	}
-	addRatios(results, ratioSpecs(sc.RSSSizes))
+	addRatios(results, append(ratioSpecs(sc.RSSSizes), leverRatios()...))
 	rep.Targets = targets(results, sc.RSSSizes, rep.Operator)
 	rep.Versions = b.versions(ctx)
 	rep.Machine.LoadEnd = loadavg()

@@ -260,9 +260,11 @@ func (b *bench) versions(ctx context.Context) map[string]string {
 		return strings.SplitN(out, "\n", 2)[0]
 	}
 	v := map[string]string{
-		"go":        first("go", "version"),
-		"pg_dump":   first("pg_dump", "--version"),
-		"zstd":      first("zstd", "--version"),
+		"go":      first("go", "version"),
+		"pg_dump": first("pg_dump", "--version"),
+		"zstd":    first("zstd", "--version"),
+		// What dbarchive's cgo build links (dbarchive-purego: klauspost).
+		"libzstd":   first("pkg-config", "--modversion", "libzstd"),
 		"dbarchive": b.version,
 	}
 	if b.rclone != "" {

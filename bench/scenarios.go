@@ -60,7 +60,7 @@ func (b *bench) backupScenarios() []scenario {
 	}
 	fsRepo := filepath.Join(b.work, "fsrepo")
 	fileDir := filepath.Join(b.work, "files")
-	return []scenario{
+	return append([]scenario{
 		{
 			name:  "limit",
 			title: "pg_dump -Fc -Z0 > /dev/null",
@@ -144,7 +144,7 @@ func (b *bench) backupScenarios() []scenario {
 				return os.RemoveAll(filepath.Join(fsRepo, run))
 			},
 		},
-	}
+	}, b.leverScenarios()...)
 }
 
 // fillLimitBytes gives the limit and the pipeline the dump size dbarchive
@@ -211,6 +211,7 @@ func (b *bench) restoreScenarios() []scenario {
 			},
 			after: check(restoreDBA, func() int64 { return dirSize(b.srv.objectPath(b.dbaBackup.prefix)) }),
 		},
+		b.restoreLever(reset, check),
 		{
 			name:  "dbarchive_restore_resource",
 			title: "DatabaseRestore of the same backup: dbarchive job restore (the restore pod's container)",
