@@ -67,16 +67,16 @@ func leverRatios() []ratioSpec {
 	return out
 }
 
-// restoreLever restores the same backup as dbarchive_restore with the
-// pure-Go decoder.
-func (b *bench) restoreLever(reset func(string) func(context.Context, string) error, check func(string, func() int64) func(context.Context, string, []byte, *Sample) error) scenario {
+// dbarchiveRestore restores the dbarchive backup into restoreDBA with the
+// given build of dbarchive: the default (libzstd) or the pure-Go one.
+func (b *bench) dbarchiveRestore(name, title, binary string, reset func(string) func(context.Context, string) error, check func(string, func() int64) func(context.Context, string, []byte, *Sample) error) scenario {
 	return scenario{
-		name:    "dbarchive_restore_purego",
-		title:   "dbarchive restore --repo s3://… --create-db built with CGO_ENABLED=0 (pure-Go zstd decoder)",
+		name:    name,
+		title:   title,
 		prepare: reset(restoreDBA),
 		cmd: func(string) command {
 			return command{
-				args: []string{b.dbarchivePure, "restore", "--repo", b.srv.repoURL(b.dbaBackup.prefix), "--backup", b.dbaBackup.id,
+				args: []string{binary, "restore", "--repo", b.srv.repoURL(b.dbaBackup.prefix), "--backup", b.dbaBackup.id,
 					"--target", b.pgURL(restoreDBA), "--create-db"},
 				env: b.srv.dbarchiveEnv(),
 			}

@@ -198,20 +198,9 @@ func (b *bench) restoreScenarios() []scenario {
 		}
 	}
 	return []scenario{
-		{
-			name:    "dbarchive_restore",
-			title:   "dbarchive restore --repo s3://… --create-db",
-			prepare: reset(restoreDBA),
-			cmd: func(string) command {
-				return command{
-					args: []string{b.dbarchive, "restore", "--repo", b.srv.repoURL(b.dbaBackup.prefix), "--backup", b.dbaBackup.id,
-						"--target", b.pgURL(restoreDBA), "--create-db"},
-					env: b.srv.dbarchiveEnv(),
-				}
-			},
-			after: check(restoreDBA, func() int64 { return dirSize(b.srv.objectPath(b.dbaBackup.prefix)) }),
-		},
-		b.restoreLever(reset, check),
+		b.dbarchiveRestore("dbarchive_restore", "dbarchive restore --repo s3://… --create-db", b.dbarchive, reset, check),
+		// The same backup with the pure-Go decoder.
+		b.dbarchiveRestore("dbarchive_restore_purego", "dbarchive restore --repo s3://… --create-db built with CGO_ENABLED=0 (pure-Go zstd decoder)", b.dbarchivePure, reset, check),
 		{
 			name:  "dbarchive_restore_resource",
 			title: "DatabaseRestore of the same backup: dbarchive job restore (the restore pod's container)",

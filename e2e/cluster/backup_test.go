@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -148,30 +149,14 @@ func requireSucceeded(t *testing.T, db *dbv1.DatabaseBackup) {
 	}
 }
 
-// sourceDB makes a PostgreSQL database with content worth comparing.
+// sourceDB makes a PostgreSQL database with testdb's schema (unicode,
+// binary values, a view, a trigger, a sequence) and 20,000 big rows.
 func sourceDB(t *testing.T) (*testdb.Server, string, *sql.DB) {
 	t.Helper()
 	srv := testdb.Postgres(t)
 	name, db := srv.Create(t, "cluster")
-	for _, q := range []string{
-		`CREATE TABLE persons (id serial PRIMARY KEY, name text NOT NULL, note text, photo bytea)`,
-		`INSERT INTO persons (name, note, photo) VALUES ('Zoë Ångström', 'ünïcødé ✓', '\x00ff10'), ('李小龙', NULL, NULL), ('O''Brien', 'quote', '\xdeadbeef')`,
-		`INSERT INTO persons (name, note) SELECT 'person ' || g, md5(g::text) FROM generate_series(1, 20000) g`,
-		`CREATE VIEW named AS SELECT id, name FROM persons WHERE note IS NOT NULL`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	srv.Populate(t, db, 20_000)
 	return srv, name, db
-}
-
-func fingerprint(t *testing.T, db *sql.DB) string {
-	t.Helper()
-	var sum, view string
-	must(t, db.QueryRow(`SELECT md5(string_agg(p::text, ',' ORDER BY id)) FROM persons p`).Scan(&sum))
-	must(t, db.QueryRow(`SELECT count(*)::text FROM named`).Scan(&view))
-	return sum + "/" + view
 }
 
 func pgSource(database string) *dbv1.Source {
@@ -185,7 +170,7 @@ func pgSource(database string) *dbv1.Source {
 func TestManualBackupAndRestore(t *testing.T) {
 	f := newFixture(t, "databasebackup-manual")
 	srv, dbName, db := sourceDB(t)
-	want := fingerprint(t, db)
+	want := srv.Fingerprint(t, db)
 	b := f.article(pgSource(dbName))
 	must(t, f.c.Create(f.ctx, b))
 
@@ -243,7 +228,7 @@ func TestManualBackupAndRestore(t *testing.T) {
 	if dr.Status.Backup == nil || dr.Status.Backup.ID != got.Status.LastBackup.ID {
 		t.Errorf("restored backup %+v, want %s", dr.Status.Backup, got.Status.LastBackup.ID)
 	}
-	if fp := fingerprint(t, srv.Connect(t, target)); fp != want {
+	if fp := srv.Fingerprint(t, srv.Connect(t, target)); !maps.Equal(fp, want) {
 		t.Fatalf("restored content %s, want %s", fp, want)
 	}
 }
