@@ -98,6 +98,7 @@ func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBacku
 	if want == nil {
 		return nil, "", r.deleteCronJob(ctx, b, CronJobName(b.Name))
 	}
+	r.setPullPolicy(&want.Spec.JobTemplate.Spec)
 	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
 	return r.syncCronJob(ctx, b, want, line)
 }
@@ -109,6 +110,7 @@ func (r *Reconciler) reconcileVerifyCronJob(ctx context.Context, b *dbv1.Databas
 	if want == nil {
 		return "", r.deleteCronJob(ctx, b, VerifyCronJobName(b.Name))
 	}
+	r.setPullPolicy(&want.Spec.JobTemplate.Spec)
 	_, line, err := r.syncCronJob(ctx, b, want, fmt.Sprintf("CronJob %s drills the newest backup %q", want.Name, want.Spec.Schedule))
 	return line, err
 }

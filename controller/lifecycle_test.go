@@ -345,6 +345,29 @@ func TestImagePolicy(t *testing.T) {
 	}
 }
 
+// --job-image-pull-policy reaches the container of every Job the operator
+// makes: the CronJob's template and a manual Job alike; without it the
+// cluster's default applies (no policy in the template).
+func TestJobImagePullPolicy(t *testing.T) {
+	h := start(t, func(c *harnessConfig) { c.pullPolicy = corev1.PullAlways })
+	h.secrets()
+	h.create(scheduled(manual(newBackup("pulled"), time.Now().Add(-time.Minute)), "@hourly"))
+	cj := h.waitCronJob("pulled", nil)
+	if got := cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].ImagePullPolicy; got != corev1.PullAlways {
+		t.Errorf("CronJob container imagePullPolicy %q, want Always", got)
+	}
+	h.eventually("the manual Job", func() string {
+		jobs := h.jobs("pulled")
+		if len(jobs) == 0 {
+			return "no Job yet"
+		}
+		if got := jobs[0].Spec.Template.Spec.Containers[0].ImagePullPolicy; got != corev1.PullAlways {
+			t.Fatalf("Job %s container imagePullPolicy %q, want Always", jobs[0].Name, got)
+		}
+		return ""
+	})
+}
+
 // countingReconciler counts the reconciles the manager runs.
 type countingReconciler struct {
 	n    atomic.Int64

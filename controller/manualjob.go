@@ -61,6 +61,7 @@ func (r *Reconciler) reconcileManualJob(ctx context.Context, b *dbv1.DatabaseBac
 		},
 		Spec: jobSpec(b, b.Spec.RepoByName(t.Repo), dbv1.JobTriggerManual, r.jobImage(b)),
 	}
+	r.setPullPolicy(&job.Spec)
 	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
 		return manualResult{}, fmt.Errorf("own Job %s/%s: %w", job.Namespace, job.Name, err)
 	}
@@ -96,6 +97,7 @@ func (r *Reconciler) reconcileImmediateJob(ctx context.Context, b *dbv1.Database
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: b.Namespace, Labels: commonLabels(b, dbv1.JobTriggerManual)},
 		Spec:       jobSpec(b, b.Spec.RepoByName(t.Repo), dbv1.JobTriggerManual, r.jobImage(b)),
 	}
+	r.setPullPolicy(&job.Spec)
 	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
 		return "", nil, fmt.Errorf("own Job %s/%s: %w", job.Namespace, job.Name, err)
 	}

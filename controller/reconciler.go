@@ -69,6 +69,10 @@ type Reconciler struct {
 	// DefaultJobImage: anyone who may create a DatabaseBackup could
 	// otherwise run any image with the namespace's Secrets mounted.
 	AllowedJobImages []string
+	// JobImagePullPolicy is the imagePullPolicy of every Job container the
+	// operator makes; empty leaves the cluster's default (IfNotPresent,
+	// Always for :latest).
+	JobImagePullPolicy corev1.PullPolicy
 	// DefaultRPO is the recovery point objective of a DatabaseBackup
 	// without the dbarchive.io/rpo annotation; 0 exports none.
 	DefaultRPO time.Duration
@@ -95,6 +99,16 @@ func (r *Reconciler) jobImage(b *dbv1.DatabaseBackup) string {
 		return b.Spec.Image
 	}
 	return r.defaultJobImage()
+}
+
+// setPullPolicy gives the containers of a Job's pod JobImagePullPolicy.
+func (r *Reconciler) setPullPolicy(spec *batchv1.JobSpec) {
+	if r.JobImagePullPolicy == "" {
+		return
+	}
+	for i := range spec.Template.Spec.Containers {
+		spec.Template.Spec.Containers[i].ImagePullPolicy = r.JobImagePullPolicy
+	}
 }
 
 func (r *Reconciler) defaultJobImage() string {

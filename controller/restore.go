@@ -349,6 +349,7 @@ func (r *restoreReconciler) createRestoreJob(ctx context.Context, dr *dbv1.Datab
 		ObjectMeta: metav1.ObjectMeta{Name: dbv1.RestoreJobName(dr.Name), Namespace: dr.Namespace, Labels: restoreLabels(dr)},
 		Spec:       restoreJobSpec(dr, spot, r.restoreImage(dr)),
 	}
+	r.setPullPolicy(&job.Spec)
 	if err := controllerutil.SetControllerReference(dr, job, r.Scheme); err != nil {
 		return nil, nil, fmt.Errorf("own Job %s/%s: %w", job.Namespace, job.Name, err)
 	}

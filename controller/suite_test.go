@@ -72,6 +72,7 @@ type harnessConfig struct {
 	// election in its namespace.
 	onCluster     bool
 	allowedImages []string
+	pullPolicy    corev1.PullPolicy
 	// scoped runs the operator as --watch-namespace would be deployed:
 	// with the ClusterRole bound only by a RoleBinding in the namespace.
 	scoped bool
@@ -158,7 +159,7 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
-	r := &controller.Reconciler{Metrics: m, MaxConcurrentReconciles: cfg.workers, DefaultJobImage: testJobImage, AllowedJobImages: cfg.allowedImages}
+	r := &controller.Reconciler{Metrics: m, MaxConcurrentReconciles: cfg.workers, DefaultJobImage: testJobImage, AllowedJobImages: cfg.allowedImages, JobImagePullPolicy: cfg.pullPolicy}
 	var rec reconcile.Reconciler = r
 	if cfg.wrap != nil {
 		rec = cfg.wrap(r)

@@ -14,6 +14,7 @@ import (
 	// no zoneinfo.
 	_ "time/tzdata"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -49,6 +50,7 @@ func run() error {
 		leaderNS    string
 		workers     int
 		jobImage    string
+		pullPolicy  string
 		allowed     string
 		watchNS     string
 		defaultRPO  time.Duration
@@ -59,6 +61,7 @@ func run() error {
 	flag.StringVar(&leaderNS, "leader-election-namespace", "", "namespace of the leader election Lease; the pod's namespace when empty")
 	flag.IntVar(&workers, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles, "DatabaseBackups reconciled in parallel")
 	flag.StringVar(&jobImage, "job-image", defaultJobImageFlag(), "backup job image used when a DatabaseBackup sets no spec.image (default: the job image of this operator's version)")
+	flag.StringVar(&pullPolicy, "job-image-pull-policy", "", "imagePullPolicy of the Jobs' containers: Always, IfNotPresent or Never (default: the cluster's, IfNotPresent unless the tag is latest)")
 	flag.StringVar(&allowed, "allowed-job-images", "", "comma-separated path.Match patterns a DatabaseBackup's spec.image must match, e.g. registry.example.com/dbarchive/*; empty allows only --job-image")
 	flag.DurationVar(&defaultRPO, "default-rpo", 0, "recovery point objective of a DatabaseBackup without the dbarchive.io/rpo annotation, exported as dbarchive_backup_rpo_seconds for the alerts (0: none)")
 	flag.StringVar(&watchNS, "watch-namespace", "", "comma-separated namespaces to watch; empty watches all. With namespaces set, the operator can run with Roles in them instead of a ClusterRole")
@@ -66,6 +69,11 @@ func run() error {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	switch corev1.PullPolicy(pullPolicy) {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		return fmt.Errorf("--job-image-pull-policy %q: want Always, IfNotPresent or Never", pullPolicy)
+	}
 
 	// The caches grow with the DatabaseBackups (about 15 KiB each), and
 	// GOGC=100 lets garbage reach the live heap again: at 10,000 the peak
@@ -112,6 +120,7 @@ func run() error {
 		Metrics:                 m,
 		MaxConcurrentReconciles: workers,
 		DefaultJobImage:         jobImage,
+		JobImagePullPolicy:      corev1.PullPolicy(pullPolicy),
 		DefaultRPO:              defaultRPO,
 		AllowedJobImages:        splitList(allowed),
 	}

@@ -21,10 +21,10 @@ func TestChartArgsAreOperatorFlags(t *testing.T) {
 		t.Fatalf("build the operator: %v\n%s", err, out)
 	}
 	args := operatorArgs(t, render(t, "--set",
-		"watchNamespaces={team-a,team-b},defaultRPO=26h30m,logLevel=debug,logFormat=console,allowedJobImages={registry.example.com/dbarchive/*,ghcr.io/dbarchive/*},maxConcurrentReconciles=8,metrics.port=9090,probes.port=9091,extraArgs={--leader-election-namespace=kube-system}"))
+		"watchNamespaces={team-a,team-b},defaultRPO=26h30m,logLevel=debug,logFormat=console,allowedJobImages={registry.example.com/dbarchive/*,ghcr.io/dbarchive/*},maxConcurrentReconciles=8,metrics.port=9090,probes.port=9091,jobImage.pullPolicy=Always,extraArgs={--leader-election-namespace=kube-system}"))
 	for _, want := range []string{"--leader-elect", "--watch-namespace=team-a,team-b", "--default-rpo=26h30m", "--zap-log-level=debug", "--zap-encoder=console",
 		"--allowed-job-images=registry.example.com/dbarchive/*,ghcr.io/dbarchive/*", "--max-concurrent-reconciles=8", "--metrics-bind-address=:9090",
-		"--health-probe-bind-address=:9091", "--job-image=ghcr.io/dbarchive/dbarchive:v0.1.0", "--leader-election-namespace=kube-system"} {
+		"--health-probe-bind-address=:9091", "--job-image=ghcr.io/dbarchive/dbarchive:v0.1.0", "--job-image-pull-policy=Always", "--leader-election-namespace=kube-system"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("args %v lack %s", args, want)
 		}

@@ -178,6 +178,7 @@ func TestChartSchemaRejectsBadValues(t *testing.T) {
 		{"image.tag=5", "at '/image/tag': got number, want string"},
 		{"image.pulPolicy=Always", "pulPolicy"},
 		{"image.pullPolicy=Sometimes", "/image/pullPolicy"},
+		{"jobImage.pullPolicy=Sometimes", "/jobImage/pullPolicy"},
 		{"logFormat=xml", "/logFormat"},
 		{"logLevel=verbose", "/logLevel"},
 		{"defaultRPO=1day", "/defaultRPO"},
