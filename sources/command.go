@@ -129,6 +129,7 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Tool, err)
 		}
+		growPipe(p)
 		outPipe = p
 	}
 	var inPipe io.WriteCloser
@@ -137,6 +138,7 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.Tool, err)
 		}
+		growPipe(p)
 		inPipe = p
 	}
 	err := cmd.Start()
@@ -163,7 +165,8 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 	var writeErr error
 	if outPipe != nil {
 		w := &errWriter{w: stdout}
-		if _, err := io.Copy(w, outPipe); err != nil {
+		// Not io.Copy: *os.File's WriteTo would copy 32 KiB at a time.
+		if _, err := io.CopyBuffer(w, struct{ io.Reader }{outPipe}, make([]byte, copySize)); err != nil {
 			if w.err != nil {
 				writeErr = w.err
 			}
@@ -204,6 +207,14 @@ func (c *Command) Run(ctx context.Context, stdin io.Reader, stdout io.Writer) er
 	return nil
 }
 
+// pipeSize is the capacity asked for the pipes to and from a tool, and
+// copySize the size of one read or write on them: 256 KiB a system call
+// instead of 32 KiB (io.Copy's) cuts the restore's system time.
+const (
+	pipeSize = 1 << 20
+	copySize = 256 << 10
+)
+
 type feedResult struct {
 	readErr  error // the caller's reader failed: the input is broken
 	writeErr error // the tool stopped reading: Wait says why
@@ -215,7 +226,8 @@ type feedResult struct {
 // reading is no error: the rest of r is read and discarded.
 func feedInput(in io.WriteCloser, r io.Reader, kill func(), drain bool) feedResult {
 	er := &errReader{r: r}
-	_, err := io.Copy(in, er)
+	// Not io.Copy: *os.File's ReadFrom would copy 32 KiB at a time.
+	_, err := io.CopyBuffer(struct{ io.Writer }{in}, er, make([]byte, copySize))
 	if er.err == nil && err != nil && drain {
 		_, _ = io.Copy(io.Discard, er)
 		if er.err == nil {

@@ -5,6 +5,8 @@ package sources
 import (
 	"os/exec"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // dieWithParent makes the kernel kill the tool when dbarchive dies, even by
@@ -17,4 +19,14 @@ func dieWithParent(cmd *exec.Cmd) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+}
+
+// growPipe raises the capacity of a pipe to a tool from 64 KiB to 1 MiB:
+// a dump or restore streams gigabytes through it, and a larger pipe means
+// fewer wake-ups of the side that waits. Best effort: a smaller limit
+// (/proc/sys/fs/pipe-max-size) leaves the pipe as it was.
+func growPipe(p any) {
+	if f, ok := p.(interface{ Fd() uintptr }); ok {
+		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, pipeSize)
+	}
 }

@@ -1,7 +1,9 @@
 // Package postgres is the PostgreSQL source: pg_dump streams one database to
-// stdout, and psql loads such a dump back (custom and tar archives turned
-// into SQL by pg_restore on the way) in one transaction whose COMMIT
-// dbarchive sends only after the whole stream checked out.
+// stdout, and a restore loads such a dump back in one transaction that
+// commits only after the whole stream checked out: custom archives through
+// pg_restore's own connection with the stream's last bytes held back until
+// then (direct.go), other formats through psql (tar archives turned into
+// SQL by pg_restore on the way), with dbarchive's COMMIT at the end.
 //
 // Connection settings reach the tools only through PG* environment variables,
 // never through arguments, so a password cannot show in a process list. The

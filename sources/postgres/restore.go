@@ -35,12 +35,15 @@ func incompleteComment(target string) string {
 // read from the dump's first bytes; when Options.Format is set as well, the
 // two must agree.
 //
-// Every format goes through psql, in one transaction that dbarchive opens
-// and, only after r has returned io.EOF (for the archiver: after the whole
-// stream checked out), commits. A failure, a broken r, a killed dbarchive
-// (its tools die with it on Linux; elsewhere psql sees an end of input
-// without COMMIT) all leave the target as it was. Custom and tar archives
-// are turned into SQL by pg_restore on the way.
+// Every format is loaded in one transaction that commits only after r has
+// returned io.EOF (for the archiver: after the whole stream checked out).
+// Plain dumps and tar archives go through psql, in a transaction dbarchive
+// opens and commits, tar archives turned into SQL by pg_restore on the way;
+// custom archives go to pg_restore --single-transaction, which never gets
+// the stream's last bytes before io.EOF (direct.go). A failure, a broken r,
+// a killed dbarchive (its tools die with it on Linux; elsewhere they see an
+// end of input without COMMIT, or a truncated archive) all leave the target
+// as it was.
 //
 // With Options.Overwrite into an existing database, custom and tar
 // archives drop each of their objects before making it again (pg_restore
@@ -91,9 +94,19 @@ func (s *Source) Restore(ctx context.Context, r io.Reader) (err error) {
 }
 
 // load runs psql on BEGIN, the dump as SQL, the database-level statements
-// when the database was created for the restore, and COMMIT. io.MultiReader
+// when the database was created for the restore, and COMMIT; a custom
+// archive goes to pg_restore's own connection where it can (direct.go). io.MultiReader
 // reads COMMIT only after the dump's reader returned io.EOF.
 func (s *Source) load(ctx context.Context, format string, dump io.Reader, into string) error {
+	if format == FormatCustom {
+		direct, err := s.restoresDirectly(ctx, into)
+		if err != nil {
+			return err
+		}
+		if direct {
+			return s.loadDirect(ctx, dump, into)
+		}
+	}
 	psql, err := s.psqlCommand(into)
 	if err != nil {
 		return err
@@ -148,59 +161,22 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 	}
 	outR, outW := io.Pipe()
 	p := &pipeline{script: outR, dbLevel: strings.NewReader("")}
-	var (
-		feed      = dump
-		tee       *io.PipeWriter
-		propsDone = make(chan error, 1)
-		props     bytes.Buffer
-		propsOnce sync.Once
-		propsErr  error
-	)
-	// propsResult waits for the second pg_restore once; the dbLevel reader
-	// and wait both ask.
-	propsResult := func() error {
-		propsOnce.Do(func() { propsErr = <-propsDone })
-		return propsErr
-	}
+	feed := dump
+	var props *dbProps
 	if s.opts.CreateDatabase {
-		cmd, err := s.scriptCommand(format, true, true)
-		if err != nil {
+		if props, feed, err = s.startProps(ctx, format, dump, into); err != nil {
 			return nil, err
 		}
-		tr, tw := io.Pipe()
-		feed, tee = &teeToPipe{r: dump, w: tw}, tw
-		go func() {
-			err := cmd.Run(ctx, tr, &props)
-			if err != nil {
-				// Fail the tee too, so the main pg_restore stops.
-				tr.CloseWithError(fmt.Errorf("reading the database's settings: %w", err))
-			}
-			propsDone <- err
-		}()
 		p.dbLevel = &lazyReader{open: func() (io.Reader, error) {
-			if err := propsResult(); err != nil {
-				return nil, err
-			}
-			stmts, err := databaseStatements(props.String(), into)
+			stmts, err := props.statements()
 			return strings.NewReader(stmts), err
 		}}
-	} else {
-		propsDone <- nil
 	}
 	mainDone := make(chan error, 1)
 	go func() {
 		err := main.Run(ctx, feed, outW)
 		outW.CloseWithError(err) // nil: psql reads on to COMMIT
-		if tee != nil {
-			// A main pg_restore that stopped early no longer feeds the
-			// tee: end the second one's input too (after a clean end the
-			// tee has closed it already, and this is a no-op).
-			if err != nil {
-				tee.CloseWithError(err)
-			} else {
-				tee.CloseWithError(errors.New("the archive ended"))
-			}
-		}
+		props.mainDone(err)
 		mainDone <- err
 	}()
 	p.closeOut = func(err error) {
@@ -211,13 +187,80 @@ func (s *Source) startScript(ctx context.Context, format string, dump io.Reader,
 		outR.CloseWithError(err)
 	}
 	p.wait = func() error {
-		if err := <-mainDone; err != nil {
-			_ = propsResult() // failed because of err; wait for it only
-			return err
+		err := <-mainDone
+		// After a failure of the main pg_restore, the second one failed
+		// because of it: wait for it, but report the cause.
+		if perr := props.wait(); err == nil {
+			err = perr
 		}
-		return propsResult()
+		return err
 	}
 	return p, nil
+}
+
+// dbProps is a second pg_restore reading the same archive as the restore,
+// for the database-level entries (settings, comment, ACL) a restore with
+// CreateDatabase applies to the database it made. It reads only the
+// archive's table of contents; the rest of the stream is discarded.
+type dbProps struct {
+	tee  *io.PipeWriter
+	into string
+	out  bytes.Buffer
+	done chan error
+	once sync.Once
+	err  error
+}
+
+// startProps starts that pg_restore and returns the reader the main
+// restore must read dump through, so both see the same bytes.
+func (s *Source) startProps(ctx context.Context, format string, dump io.Reader, into string) (*dbProps, io.Reader, error) {
+	cmd, err := s.scriptCommand(format, true, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, tw := io.Pipe()
+	p := &dbProps{tee: tw, into: into, done: make(chan error, 1)}
+	go func() {
+		err := cmd.Run(ctx, tr, &p.out)
+		if err != nil {
+			// Fail the tee too, so the main pg_restore stops.
+			tr.CloseWithError(fmt.Errorf("reading the database's settings: %w", err))
+		}
+		p.done <- err
+	}()
+	return p, &teeToPipe{r: dump, w: tw}, nil
+}
+
+// mainDone tells p that the main restore stopped reading, with its error:
+// one that stopped early no longer feeds the tee, so the second
+// pg_restore's input ends too (after a clean end the tee has closed it
+// already, and this is a no-op). A nil p does nothing.
+func (p *dbProps) mainDone(err error) {
+	if p == nil {
+		return
+	}
+	if err == nil {
+		err = errors.New("the archive ended")
+	}
+	p.tee.CloseWithError(err)
+}
+
+// wait returns the second pg_restore's result; a nil p has none.
+func (p *dbProps) wait() error {
+	if p == nil {
+		return nil
+	}
+	p.once.Do(func() { p.err = <-p.done })
+	return p.err
+}
+
+// statements are the database-level statements for the database the
+// restore made, once the second pg_restore has ended.
+func (p *dbProps) statements() (string, error) {
+	if err := p.wait(); err != nil {
+		return "", err
+	}
+	return databaseStatements(p.out.String(), p.into)
 }
 
 // teeToPipe copies what is read from r into w, and closes w at r's end
