@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,7 +60,9 @@ const (
 	benchOperatorEnv = "DBARCHIVE_BENCH_OPERATOR_STATS"
 	// benchProfileEnv names a directory: the operator process writes its CPU
 	// profile (operator-cpu.pprof) and heap profile (operator-heap.pprof)
-	// there.
+	// there, and the benchmark kube-apiserver's CPU profile over the run
+	// (apiserver-cpu-N.pprof, one per profileChunk; `go tool pprof` merges
+	// them).
 	benchProfileEnv = "DBARCHIVE_BENCH_PROFILE_DIR"
 )
 
@@ -344,6 +347,59 @@ func childCPU(names ...string) (float64, error) {
 	return float64(ticks) / 100, nil // USER_HZ is 100 on Linux
 }
 
+// profileChunk is the length of one kube-apiserver CPU profile: the run's
+// length is not known in advance, so it is profiled in chunks until it ends.
+const profileChunk = 10 * time.Second
+
+// profileAPIServer writes kube-apiserver's CPU profile to dir in chunks
+// until ctx ends (the last chunk is cut short: the API server stops
+// profiling when the request goes away, and that chunk is lost). It does
+// nothing when dir is empty. The returned channel closes when it is done.
+func profileAPIServer(ctx context.Context, b *testing.B, cfg *rest.Config, dir string) <-chan struct{} {
+	done := make(chan struct{})
+	if dir == "" {
+		close(done)
+		return done
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Logf("no kube-apiserver profile: %v", err)
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		for i := 0; ctx.Err() == nil; i++ {
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimRight(cfg.Host, "/"), int(profileChunk.Seconds()))
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				b.Logf("kube-apiserver profile: %v", err)
+				return
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					b.Logf("kube-apiserver profile: %v", err)
+				}
+				return
+			}
+			raw, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				if ctx.Err() == nil {
+					b.Logf("kube-apiserver profile: %s %v", resp.Status, err)
+				}
+				return
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("apiserver-cpu-%d.pprof", i)), raw, 0o644); err != nil {
+				b.Logf("kube-apiserver profile: %v", err)
+				return
+			}
+		}
+	}()
+	return done
+}
+
 // deploymentMemoryLimit is limits.memory of the operator's container in
 // the Deployment manifest at path, in bytes.
 func deploymentMemoryLimit(path string) (int64, error) {
@@ -425,6 +481,7 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 			_ = env.Stop()
 			b.Fatal(err)
 		}
+		etcdBefore, _ := childCPU("etcd")
 		var stderr bytes.Buffer
 		op := exec.Command(os.Args[0], "-test.run=^$")
 		op.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, benchOperatorEnv+"="+statsPath)
@@ -433,6 +490,8 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 			op.Env = append(op.Env, "GOMEMLIMIT="+memlimit.Env(memLimit))
 		}
 		op.Stderr = &stderr
+		profCtx, stopProf := context.WithCancel(ctx)
+		profDone := profileAPIServer(profCtx, b, env.Config, os.Getenv(benchProfileEnv))
 		b.StartTimer()
 		if err := op.Start(); err != nil {
 			_ = env.Stop()
@@ -443,6 +502,9 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		total, werr := waitForCronJobs(ctx, env.Client, want, exited)
 		b.StopTimer()
 		cpuAfter, cerr := childCPU("kube-apiserver", "etcd")
+		etcdCPU, _ := childCPU("etcd")
+		stopProf()
+		<-profDone
 
 		var opErr error
 		if werr == nil || !errors.Is(werr, errOperatorExited) {
@@ -506,9 +568,9 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		if st.Errors > 0 {
 			b.Logf("the operator's last errors:\n%s", lastLines(errorLines(stderr.String()), 3))
 		}
-		b.Logf("%d DatabaseBackups in %d namespaces: every CronJob after %v; %d reconciles (%d returned an error and were retried), p50 %.1f ms, p99 %.1f ms, max %.1f ms; peak RSS %.1f MiB (anonymous %.1f MiB); CPU: operator %.1f s, kube-apiserver+etcd %.1f s; %d API requests (%.2f per reconcile, %.2f writes): %s",
+		b.Logf("%d DatabaseBackups in %d namespaces: every CronJob after %v; %d reconciles (%d returned an error and were retried), p50 %.1f ms, p99 %.1f ms, max %.1f ms; peak RSS %.1f MiB (anonymous %.1f MiB); CPU: operator %.1f s, kube-apiserver+etcd %.1f s (etcd %.1f s); %d API requests (%.2f per reconcile, %.2f writes): %s",
 			want, namespaces, total.Round(time.Millisecond), st.Reconciles, st.Errors, st.P50Ms, st.P99Ms, st.MaxMs,
-			float64(st.PeakRSSKiB)/1024, float64(st.PeakAnonKiB)/1024, opCPU.Seconds(), cpuAfter-cpuBefore, requests, float64(requests)/per, float64(writes)/per, strings.Join(breakdown, ", "))
+			float64(st.PeakRSSKiB)/1024, float64(st.PeakAnonKiB)/1024, opCPU.Seconds(), cpuAfter-cpuBefore, etcdCPU-etcdBefore, requests, float64(requests)/per, float64(writes)/per, strings.Join(breakdown, ", "))
 	}
 }
 
