@@ -186,7 +186,8 @@ type benchOperatorStats struct {
 // runBenchOperator is the operator process of the benchmark: the manager
 // built with controller.ManagerOptions (as cmd/operator builds it, watching
 // all namespaces) from the kubeconfig in KUBECONFIG (as ctrl.GetConfig reads
-// it in cmd/operator, client-side rate limit included), with the reconciler
+// it in cmd/operator, client-side rate limit included, then
+// controller.ClientConfig), with the reconciler
 // timed and the API requests counted. It runs until SIGTERM and then writes
 // its stats to statsPath. It returns the exit code.
 func runBenchOperator(statsPath string) int {
@@ -202,6 +203,7 @@ func runBenchOperator(statsPath string) int {
 	if err != nil {
 		return fail(err)
 	}
+	cfg = controller.ClientConfig(cfg)
 	var counter requestCounter
 	cfg.Wrap(counter.wrap)
 
