@@ -150,7 +150,7 @@ func start(t testing.TB, opts ...harnessOpt) *harness {
 		mgrOpts.LeaderElectionID = "dbarchive-test-" + ns
 		mgrOpts.LeaderElectionReleaseOnCancel = true
 	}
-	mgr, err := ctrl.NewManager(restCfg, mgrOpts)
+	mgr, err := ctrl.NewManager(controller.ClientConfig(restCfg), mgrOpts)
 	if err != nil {
 		t.Fatalf("manager: %v", err)
 	}

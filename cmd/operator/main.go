@@ -107,7 +107,7 @@ func run() error {
 	// The manager stops reconciling at once when it loses the lease;
 	// releasing it on shutdown lets the next replica start sooner.
 	opts.LeaderElectionReleaseOnCancel = true
-	mgr, err := ctrl.NewManager(cfg, opts)
+	mgr, err := ctrl.NewManager(controller.ClientConfig(cfg), opts)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
