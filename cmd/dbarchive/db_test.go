@@ -78,8 +78,10 @@ func TestPostgresRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		list.Stdin = pipe
-		var out, stderr bytes.Buffer
-		list.Stdout, list.Stderr, unzstd.Stderr = &out, &stderr, &stderr
+		// One stderr buffer each: exec copies each process's stderr in a
+		// goroutine of its own, and a shared buffer is a data race.
+		var out, stderr, zstdErr bytes.Buffer
+		list.Stdout, list.Stderr, unzstd.Stderr = &out, &stderr, &zstdErr
 		if err := unzstd.Start(); err != nil {
 			t.Fatalf("zstd: %v", err)
 		}
@@ -90,7 +92,7 @@ func TestPostgresRoundTrip(t *testing.T) {
 		// table of contents and exits, zstd gets SIGPIPE, as in a shell.
 		pipe.Close()
 		if err := list.Wait(); err != nil {
-			t.Fatalf("pg_restore -l: %v\n%s", err, stderr.String())
+			t.Fatalf("pg_restore -l: %v\n%s%s", err, stderr.String(), zstdErr.String())
 		}
 		_ = unzstd.Wait()
 		for _, want := range []string{"TABLE DATA public big", "TABLE DATA public blobs", "VIEW public named", "FUNCTION public add(integer, integer)", "TRIGGER public people people_audit", "SEQUENCE public audit_id_seq"} {
