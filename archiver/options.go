@@ -28,19 +28,19 @@ import (
 // short matches cost more sequences than they save). On the bench
 // database's custom-format dump (1150 MiB), compressed with libzstd 1.5.4
 // as the backup does (2 workers, 1 MiB jobs, window 2^21, checksum),
-// stored bytes against `zstd -3 -T0`'s 353,839,826 and CPU-s medians of
-// runs under load 6-11 on two cores:
+// stored bytes against `zstd -3 -T0`'s 353,839,826 and median CPU-s of
+// 3-5 interleaved runs under load 6-18 on two cores (inflated alike):
 //
 //	setting                          stored  vs zstd -3  CPU-s
-//	level 2 (fast, hlog 16, mml 6)    355.3M   1.0043    6.5
-//	level 3 (dfast, clog 16, hlog 17) 353.6M   0.9993    9.1
+//	level 2 (fast, hlog 16, mml 6)    355.3M   1.0043    6.7
+//	level 3 (dfast, clog 16, hlog 17) 353.6M   0.9993   10.0
 //	fast, hlog 17, mml 6              353.7M   0.9997    7.9
 //	fast, hlog 17, mml 7 (default)    352.1M   0.9950    7.7
 //	fast, hlog 18, mml 6              353.0M   0.9976    9.1
-//	dfast, clog 15, hlog 16, mml 6    353.1M   0.9980    8.2
+//	dfast, clog 15, hlog 16, mml 6    353.1M   0.9980    8.9
 //	dfast, clog 16, hlog 17, mml 6    349.3M   0.9871    8.8
 //
-// Smaller than level 3 for about 15% less compression CPU. minMatch 5 made
+// Smaller than level 3 for about 23% less compression CPU. minMatch 5 made
 // fast 3-4% larger; a 2^18 table costs L2-cache misses for little. An
 // explicit --level runs that libzstd level unchanged (window aside).
 const (
