@@ -26,7 +26,9 @@ type BackupOptions struct {
 	Prefix string
 	// Name is a free label recorded in the manifest.
 	Name string
-	// Level is the zstd level, 1 to 22 (default DefaultLevel).
+	// Level is the zstd level, 1 to 22. Left 0, the backup runs the
+	// default setting: DefaultLevel with DefaultHashLog and DefaultMinMatch
+	// (unless those are set), and the manifest records DefaultLevel.
 	Level int
 	// PartSize is the size of the first part (default 5 MiB); later parts
 	// grow as the stream grows so the driver's part limit is never reached.
@@ -39,6 +41,12 @@ type BackupOptions struct {
 	// the zstd command uses at level 3; the pure-Go encoder's own default of
 	// 8 MiB costs 26 MB more heap for 0.01% smaller output on dumps).
 	WindowLog int
+	// HashLog and MinMatch tune libzstd's match finder: log2 of its hash
+	// table's entries and the shortest match it looks for (0: the level's
+	// own, or DefaultHashLog and DefaultMinMatch when Level is left 0).
+	// The pure-Go encoder has no such knobs and ignores them.
+	HashLog  int
+	MinMatch int
 	// StallTimeout aborts the backup when the source writes nothing for this
 	// long (0: DefaultStallTimeout; negative: never). Writes block while
 	// every part upload hangs, so it is also the backstop behind the
@@ -61,6 +69,12 @@ type BackupOptions struct {
 func (o BackupOptions) withDefaults() BackupOptions {
 	if o.Level == 0 {
 		o.Level = DefaultLevel
+		if o.HashLog == 0 {
+			o.HashLog = DefaultHashLog
+		}
+		if o.MinMatch == 0 {
+			o.MinMatch = DefaultMinMatch
+		}
 	}
 	if o.PartSize <= 0 {
 		o.PartSize = DefaultPartSize
@@ -140,7 +154,7 @@ func Backup(ctx context.Context, b *drivers.Bucket, src sources.Source, opts Bac
 		return fail(err)
 	}
 	log := opts.Logger.With("backup", id)
-	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level, "encrypted", encryption != nil)
+	log.Info("backup started", "source", src.Describe(), "partSize", plan.Base, "concurrency", opts.Concurrency, "level", opts.Level, "hashLog", opts.HashLog, "minMatch", opts.MinMatch, "encrypted", encryption != nil)
 
 	dataKey := objectKey(opts.Prefix, id, dataObject)
 	// The table scanner is a tee beside the pipeline: it records the
@@ -269,6 +283,8 @@ func upload(parent context.Context, b *drivers.Bucket, key string, plan PartPlan
 		Level:       opts.Level,
 		Concurrency: opts.EncoderConcurrency,
 		WindowLog:   opts.WindowLog,
+		HashLog:     opts.HashLog,
+		MinMatch:    opts.MinMatch,
 	})
 	if err != nil {
 		return uploadResult{}, fmt.Errorf("zstd encoder: %w", err)

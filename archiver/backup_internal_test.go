@@ -47,3 +47,28 @@ func TestEncoderErrorLeaksNothing(t *testing.T) {
 		t.Fatalf("pending uploads after the failed upload: %+v, %v", pending, err)
 	}
 }
+
+// TestDefaultEncoderSetting pins the encoder setting chosen by measurement
+// (options.go): left unset, a backup runs level 2 with a 2^17-entry hash
+// table and 7-byte minimum matches in a 2^21 window; an explicit level runs
+// libzstd's own match finder for it, and an explicit knob wins over the
+// default's.
+func TestDefaultEncoderSetting(t *testing.T) {
+	for _, c := range []struct {
+		name                                string
+		opts                                BackupOptions
+		level, windowLog, hashLog, minMatch int
+	}{
+		{"unset", BackupOptions{}, 2, 21, 17, 7},
+		{"level 2", BackupOptions{Level: 2}, 2, 21, 0, 0},
+		{"level 3", BackupOptions{Level: 3}, 3, 21, 0, 0},
+		{"unset level, hash log 16", BackupOptions{HashLog: 16}, 2, 21, 16, 7},
+		{"level 1, min match 6", BackupOptions{Level: 1, MinMatch: 6}, 1, 21, 0, 6},
+	} {
+		o := c.opts.withDefaults()
+		if o.Level != c.level || o.WindowLog != c.windowLog || o.HashLog != c.hashLog || o.MinMatch != c.minMatch {
+			t.Errorf("%s: level %d, window log %d, hash log %d, min match %d; want %d, %d, %d, %d",
+				c.name, o.Level, o.WindowLog, o.HashLog, o.MinMatch, c.level, c.windowLog, c.hashLog, c.minMatch)
+		}
+	}
+}

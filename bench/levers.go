@@ -51,6 +51,12 @@ func leverRatios() []ratioSpec {
 	out = append(out,
 		ratioSpec{"dbarchive_restore_purego", "wall", "peer_restore"},
 		ratioSpec{"dbarchive_restore_purego", "cpu", "peer_restore"},
+		ratioSpec{"dbarchive_default", "cpu", "zstd_default"},
+		ratioSpec{"dbarchive_default", "stored", "zstd_default"},
+		ratioSpec{"dbarchive_default", "cpu", "dbarchive_level3"},
+		ratioSpec{"dbarchive_default", "stored", "dbarchive_level3"},
+		ratioSpec{"zstd_default", "cpu", "zstd_level3"},
+		ratioSpec{"zstd_default", "stored", "zstd_level3"},
 		ratioSpec{"dbarchive_level1", "cpu", "zstd_level1"},
 		ratioSpec{"dbarchive_level1", "stored", "zstd_level1"},
 		ratioSpec{"dbarchive_level2", "cpu", "zstd_level2"},
@@ -86,7 +92,8 @@ func (b *bench) dbarchiveRestore(name, title, binary string, reset func(string) 
 }
 
 // levelScenarios compress bench_mixed's custom-format dump (taken once,
-// untimed, into a file) at levels 1, 2 and 3 with the zstd command and with
+// untimed, into a file) at levels 1, 2 and 3 and dbarchive's default
+// setting with the zstd command and with
 // dbarchive into a local repo: the table that chooses the default level
 // from size and CPU together. Without PostgreSQL in the loop the CPU is the
 // compressor's alone.
@@ -94,13 +101,19 @@ func (b *bench) levelScenarios() []scenario {
 	dump := filepath.Join(b.work, "levels", "bench_mixed.pgdump")
 	repo := filepath.Join(b.work, "levels", "repo")
 	var out []scenario
-	for _, level := range []int{1, 2, 3} {
-		zout := filepath.Join(b.work, "levels", fmt.Sprintf("out-%d.zst", level))
+	for _, z := range []struct{ name, flags string }{
+		{"zstd_level1", "-1"},
+		{"zstd_level2", "-2"},
+		{"zstd_level3", "-3"},
+		// dbarchive's default setting (zstdcodec.DefaultHashLog, DefaultMinMatch).
+		{"zstd_default", "-2 --zstd=hlog=17,mml=7"},
+	} {
+		zout := filepath.Join(b.work, "levels", z.name+".zst")
 		out = append(out, scenario{
-			name:  fmt.Sprintf("zstd_level%d", level),
-			title: fmt.Sprintf("zstd -%d -T0 < bench_mixed.pgdump > F", level),
+			name:  z.name,
+			title: fmt.Sprintf("zstd %s -T0 < bench_mixed.pgdump > F", z.flags),
 			cmd: func(string) command {
-				return shell(fmt.Sprintf("zstd -%d -T0 -q -c %s > %s", level, dump, zout))
+				return shell(fmt.Sprintf("zstd %s -T0 -q -c %s > %s", z.flags, dump, zout))
 			},
 			after: func(_ context.Context, _ string, _ []byte, s *Sample) error {
 				in, err := os.Stat(dump)
@@ -118,21 +131,28 @@ func (b *bench) levelScenarios() []scenario {
 	}
 	for _, v := range []struct {
 		name, bin string
-		level     int
+		level     int // 0: no --level, the default setting
 	}{
+		{"dbarchive_default", b.dbarchive, 0},
 		{"dbarchive_level1", b.dbarchive, 1},
 		{"dbarchive_level2", b.dbarchive, 2},
 		{"dbarchive_level3", b.dbarchive, 3},
 		{"dbarchive_purego_level1", b.dbarchivePure, 1},
 		{"dbarchive_purego_level3", b.dbarchivePure, 3},
 	} {
+		var levelFlag []string
+		title := fmt.Sprintf("%s backup --source 'exec:cat bench_mixed.pgdump' --repo file://…", filepath.Base(v.bin))
+		if v.level != 0 {
+			levelFlag = []string{"--level", fmt.Sprint(v.level)}
+			title += fmt.Sprintf(" --level %d", v.level)
+		}
 		out = append(out, scenario{
 			name:  v.name,
-			title: fmt.Sprintf("%s backup --source 'exec:cat bench_mixed.pgdump' --repo file://… --level %d", filepath.Base(v.bin), v.level),
+			title: title,
 			cmd: func(run string) command {
 				return command{
-					args: []string{v.bin, "backup", "--source", "exec:cat " + dump, "--repo", "file://" + filepath.Join(repo, v.name+"-"+run),
-						"--level", fmt.Sprint(v.level), "-o", "json"},
+					args: append([]string{v.bin, "backup", "--source", "exec:cat " + dump, "--repo", "file://" + filepath.Join(repo, v.name+"-"+run),
+						"-o", "json"}, levelFlag...),
 					stdout: new(bytes.Buffer),
 				}
 			},

@@ -45,6 +45,9 @@ Lose every identity and nothing can restore the backup.`,
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("level") {
+				level = 0 // the archiver's default setting, not only its level
+			}
 			if output != "text" && output != "json" {
 				return usagef("-o %q: want text or json", output)
 			}
@@ -101,7 +104,8 @@ Lose every identity and nothing can restore the backup.`,
 	cmd.Flags().StringVar(&source, "source", "", "source URL (postgres://, mysql://, http(s)://, exec:)")
 	repoFlag(cmd, &repo)
 	cmd.Flags().StringVar(&name, "name", "", "label recorded in the manifest")
-	cmd.Flags().IntVar(&level, "level", archiver.DefaultLevel, "zstd compression level, 1 to 22")
+	cmd.Flags().IntVar(&level, "level", archiver.DefaultLevel, fmt.Sprintf("zstd compression level, 1 to 22; unset: level %d with a 2^%d-entry hash table and %d-byte minimum matches (tuned on dumps)",
+		archiver.DefaultLevel, archiver.DefaultHashLog, archiver.DefaultMinMatch))
 	cmd.Flags().StringVar(&partSize, "part-size", humanize.IBytes(archiver.DefaultPartSize), "size of the first upload part; later parts grow as needed")
 	cmd.Flags().IntVar(&concurrency, "concurrency", archiver.DefaultConcurrency, "parts uploading at once")
 	cmd.Flags().StringVar(&format, "format", "", "dump format where the source has several (postgres: custom, plain, tar)")

@@ -32,6 +32,13 @@ type EncoderOptions struct {
 	Concurrency int
 	// WindowLog is log2 of the match window (0: the level's own).
 	WindowLog int
+	// HashLog is log2 of the match finder's hash table, in entries, and
+	// MinMatch the shortest match it looks for (0: the level's own). Only
+	// libzstd has these knobs; the pure-Go encoder runs Level's speed as
+	// it is. The stream stays a standard one: they change which matches
+	// the encoder finds, not how they are written.
+	HashLog  int
+	MinMatch int
 }
 
 // Decoder reads the uncompressed stream back, checking each frame's
@@ -61,6 +68,12 @@ func (o EncoderOptions) check() error {
 	}
 	if o.WindowLog != 0 && (o.WindowLog < 10 || o.WindowLog > 30) {
 		return fmt.Errorf("zstd window log %d is outside 10..30", o.WindowLog)
+	}
+	if o.HashLog != 0 && (o.HashLog < 6 || o.HashLog > 30) {
+		return fmt.Errorf("zstd hash log %d is outside 6..30", o.HashLog)
+	}
+	if o.MinMatch != 0 && (o.MinMatch < 3 || o.MinMatch > 7) {
+		return fmt.Errorf("zstd minimum match %d is outside 3..7", o.MinMatch)
 	}
 	return nil
 }

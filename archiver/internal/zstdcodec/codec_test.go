@@ -93,8 +93,10 @@ func TestEveryEncoderEveryDecoder(t *testing.T) {
 			{Level: 1, Concurrency: 1},
 			{Level: 3, Concurrency: 2, WindowLog: 21},
 			{Level: 9, Concurrency: 1},
+			// The backup's default setting (archiver.DefaultHashLog, DefaultMinMatch).
+			{Level: 2, Concurrency: 2, WindowLog: 21, HashLog: 17, MinMatch: 7},
 		} {
-			t.Run(fmt.Sprintf("%s-level%d-conc%d", encName, o.Level, o.Concurrency), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s-level%d-conc%d-hlog%d-mml%d", encName, o.Level, o.Concurrency, o.HashLog, o.MinMatch), func(t *testing.T) {
 				stream := encode(t, newEnc, o, data)
 				if !checksumFlag(t, stream) {
 					t.Fatal("the frame has no content checksum")
@@ -229,7 +231,8 @@ func (f failingWriter) Write([]byte) (int, error) { return 0, f.err }
 
 func TestOptionsAreChecked(t *testing.T) {
 	for name, newEnc := range encoders {
-		for _, o := range []EncoderOptions{{Level: 0}, {Level: 23}, {Level: 3, WindowLog: 9}, {Level: 3, WindowLog: 31}} {
+		for _, o := range []EncoderOptions{{Level: 0}, {Level: 23}, {Level: 3, WindowLog: 9}, {Level: 3, WindowLog: 31},
+			{Level: 2, HashLog: 5}, {Level: 2, HashLog: 31}, {Level: 2, MinMatch: 2}, {Level: 2, MinMatch: 8}} {
 			if enc, err := newEnc(o); err == nil {
 				enc.Release()
 				t.Errorf("%s: %+v accepted", name, o)

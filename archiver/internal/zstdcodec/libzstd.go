@@ -98,6 +98,12 @@ func NewCEncoder(o EncoderOptions) (Encoder, error) {
 	if err == nil && o.WindowLog != 0 {
 		err = set(C.ZSTD_c_windowLog, o.WindowLog)
 	}
+	if err == nil && o.HashLog != 0 {
+		err = set(C.ZSTD_c_hashLog, o.HashLog)
+	}
+	if err == nil && o.MinMatch != 0 {
+		err = set(C.ZSTD_c_minMatch, o.MinMatch)
+	}
 	if err == nil && o.Concurrency > 1 {
 		// Fails on a libzstd built without threads.
 		err = set(C.ZSTD_c_nbWorkers, o.Concurrency)
