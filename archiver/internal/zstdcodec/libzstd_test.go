@@ -4,7 +4,6 @@ package zstdcodec
 
 import (
 	"bytes"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -34,13 +33,7 @@ func TestCgoBuildUsesLibzstd(t *testing.T) {
 // what the zstd command writes with the same parameters (the same library
 // underneath), and not what it writes at the level alone.
 func TestMatchFinderKnobsReachLibzstd(t *testing.T) {
-	zstdBin, err := exec.LookPath("zstd")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("zstd is not installed (apt-get install zstd)")
-		}
-		t.Skip("zstd is not installed (apt-get install zstd)")
-	}
+	zstdBin := zstdCommand(t)
 	version, err := exec.Command(zstdBin, "-V").Output()
 	if err != nil {
 		t.Fatal(err)
