@@ -42,8 +42,9 @@ type Command struct {
 	Secrets []string
 	// MayStopReading tells Run that the tool may legitimately stop reading
 	// its input before the end (pg_restore reading only an archive's table
-	// of contents). Run then reads the rest and discards it, so the input is
-	// still consumed, and checked, to its end.
+	// of contents). Run then stops feeding it and leaves the rest of the
+	// input unread: the caller reads, and checks, the stream elsewhere (a
+	// drain here copied a whole restore's stream a second time).
 	MayStopReading bool
 	// ExtraFiles are passed to the tool as descriptors 3, 4, … (see
 	// exec.Cmd.ExtraFiles); Run closes them once the tool has started.
@@ -222,18 +223,15 @@ type feedResult struct {
 
 // feedInput copies r into the tool's stdin. On a read error it kills the tool
 // first and leaves the pipe open (Wait closes it after the tool is dead), so
-// the tool never sees a clean end of input. With drain, a tool that stops
-// reading is no error: the rest of r is read and discarded.
-func feedInput(in io.WriteCloser, r io.Reader, kill func(), drain bool) feedResult {
+// the tool never sees a clean end of input. With mayStop, a tool that stops
+// reading is no error, and the rest of r is left unread.
+func feedInput(in io.WriteCloser, r io.Reader, kill func(), mayStop bool) feedResult {
 	er := &errReader{r: r}
 	// Not io.Copy: *os.File's ReadFrom would copy 32 KiB at a time.
 	_, err := io.CopyBuffer(struct{ io.Writer }{in}, er, make([]byte, copySize))
-	if er.err == nil && err != nil && drain {
-		_, _ = io.Copy(io.Discard, er)
-		if er.err == nil {
-			_ = in.Close()
-			return feedResult{}
-		}
+	if er.err == nil && err != nil && mayStop {
+		_ = in.Close()
+		return feedResult{}
 	}
 	if er.err != nil {
 		kill()

@@ -296,19 +296,33 @@ func TestToolDiesWithDbarchive(t *testing.T) {
 	}
 }
 
-// A tool that may stop reading early (MayStopReading) still gets its input
-// read to the end, so a broken stream is still an error.
-func TestRunMayStopReadingDrains(t *testing.T) {
+// A tool that may stop reading early (MayStopReading) is no error when it
+// does, and the rest of its input is left unread for the caller, who checks
+// the stream where it reads it in full (a restore's second pg_restore needs
+// only the archive's first bytes). A tool that fails, or an input that
+// breaks before it stops, is still an error.
+func TestRunMayStopReading(t *testing.T) {
+	ctx := context.Background()
 	c := sh(`head -c 10 >/dev/null`)
 	c.MayStopReading = true
-	data := bytes.NewReader(make([]byte, 4<<20))
-	if err := c.Run(context.Background(), data, nil); err != nil {
+	data := bytes.NewReader(make([]byte, 64<<20))
+	if err := c.Run(ctx, data, nil); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if data.Len() != 0 {
-		t.Fatalf("%d bytes of input left unread", data.Len())
+	if data.Len() == 0 {
+		t.Fatal("the input was read to its end after the tool had stopped reading")
 	}
-	if err := c.Run(context.Background(), io.MultiReader(bytes.NewReader(make([]byte, 4<<20)), &brokenReader{}), nil); !errors.Is(err, errBroken) {
+
+	failing := sh(`head -c 10 >/dev/null; exit 3`)
+	failing.MayStopReading = true
+	var te *ToolError
+	if err := failing.Run(ctx, bytes.NewReader(make([]byte, 4<<20)), nil); !errors.As(err, &te) || te.ExitCode != 3 {
+		t.Fatalf("Run of a tool that exits 3 = %v, want its ToolError", err)
+	}
+
+	reading := sh(`cat >/dev/null`)
+	reading.MayStopReading = true
+	if err := reading.Run(ctx, io.MultiReader(bytes.NewReader(make([]byte, 4<<20)), &brokenReader{}), nil); !errors.Is(err, errBroken) {
 		t.Fatalf("Run over a broken input = %v, want its error", err)
 	}
 }

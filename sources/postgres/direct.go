@@ -48,6 +48,9 @@ func (s *Source) restoresDirectly(ctx context.Context, db string) (bool, error) 
 	if err != nil {
 		return false, err
 	}
+	if directAllowed(tool, 0) {
+		return true, nil // whatever the server: no need to start psql to ask
+	}
 	server, err := s.serverMajor(ctx, db)
 	if err != nil {
 		return false, err

@@ -167,3 +167,37 @@ func hasTable(t *testing.T, db *sql.DB, name string) bool {
 	}
 	return ok
 }
+
+// Once the second pg_restore has ended cleanly (its reader closed with
+// errPropsRead), the tee passes the rest of the stream through without
+// copying it, and no error; any other end of that reader fails the restore.
+func TestTeeStopsOnceThePropsAreRead(t *testing.T) {
+	src := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
+	for _, tc := range []struct {
+		name  string
+		close error
+	}{{"props read", errPropsRead}, {"props failed", errors.New("pg_restore failed")}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr, tw := io.Pipe()
+			teed := make(chan int64, 1)
+			go func() {
+				n, _ := io.CopyN(io.Discard, tr, 64<<10)
+				tr.CloseWithError(tc.close)
+				teed <- n
+			}()
+			out, err := io.ReadAll(&teeToPipe{r: bytes.NewReader(src), w: tw})
+			if n := <-teed; n != 64<<10 {
+				t.Fatalf("the second reader got %d bytes, want %d", n, 64<<10)
+			}
+			if tc.close == errPropsRead {
+				if err != nil || !bytes.Equal(out, src) {
+					t.Fatalf("read %d of %d bytes, err %v", len(out), len(src), err)
+				}
+				return
+			}
+			if !errors.Is(err, tc.close) {
+				t.Fatalf("err = %v, want the second reader's %v", err, tc.close)
+			}
+		})
+	}
+}

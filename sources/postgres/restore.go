@@ -225,6 +225,9 @@ func (s *Source) startProps(ctx context.Context, format string, dump io.Reader, 
 		if err != nil {
 			// Fail the tee too, so the main pg_restore stops.
 			tr.CloseWithError(fmt.Errorf("reading the database's settings: %w", err))
+		} else {
+			// It read the table of contents and stopped: the tee stops too.
+			tr.CloseWithError(errPropsRead)
 		}
 		p.done <- err
 	}()
@@ -263,21 +266,31 @@ func (p *dbProps) statements() (string, error) {
 	return databaseStatements(p.out.String(), p.into)
 }
 
+// errPropsRead closes the second pg_restore's input once it has ended
+// cleanly: it has the table of contents, which is all it reads.
+var errPropsRead = errors.New("the database's settings are read")
+
 // teeToPipe copies what is read from r into w, and closes w at r's end
-// (with r's error when it breaks), so a second reader sees the same stream.
+// (with r's error when it breaks), so a second reader sees the same stream,
+// until that reader has closed w with errPropsRead: the second pg_restore
+// needs only the archive's first bytes, and copying the rest of a large
+// stream to be discarded cost as much CPU as the hashes that check it.
 type teeToPipe struct {
 	r io.Reader
-	w *io.PipeWriter
+	w *io.PipeWriter // nil once the second reader has all it needs
 }
 
 func (t *teeToPipe) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	if n > 0 {
-		if _, werr := t.w.Write(p[:n]); werr != nil {
+	if n > 0 && t.w != nil {
+		if _, werr := t.w.Write(p[:n]); errors.Is(werr, errPropsRead) {
+			t.w = nil
+		} else if werr != nil {
 			return n, werr
 		}
 	}
 	switch {
+	case t.w == nil:
 	case err == io.EOF:
 		_ = t.w.Close()
 	case err != nil:
