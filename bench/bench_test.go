@@ -81,7 +81,7 @@ func TestTargetsUseOwnRSSOfDbarchiveOnly(t *testing.T) {
 		"dbarchive_fs":   {Samples: []Sample{{OwnRSSMiB: 97}}, Ratios: map[string]float64{}},
 		"dbarchive_exec": {Samples: []Sample{{OwnRSSMiB: 10}}, Ratios: map[string]float64{}},
 	}
-	for _, tg := range targets(results, [2]string{"a", "b"}, nil) {
+	for _, tg := range targets(results, [2]string{"a", "b"}, nil, 0) {
 		if tg.Name == "peak RSS of dbarchive (largest run of any scenario)" {
 			if tg.Value != 97 || tg.Status != "MISS" || tg.Detail != "dbarchive_fs" {
 				t.Errorf("peak RSS target = %+v, want 97 MiB from dbarchive_fs, MISS", tg)

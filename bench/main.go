@@ -227,6 +227,12 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 			return err
 		}
 		merge(m)
+		perByte, err := sha256CPUPerByte()
+		if err != nil {
+			return err
+		}
+		rep.SHA256CPUPerGiB = perByte * (1 << 30)
+		logf("sha256 here: %.3f CPU-s per GiB", rep.SHA256CPUPerGiB)
 	}
 	if groups["rss"] {
 		m, err := b.runGroup(ctx, "rss", mem, 0, rssRuns)
@@ -265,7 +271,7 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		}
 	}
 	addRatios(results, append(ratioSpecs(sc.RSSSizes), leverRatios()...))
-	rep.Targets = targets(results, sc.RSSSizes, rep.Operator)
+	rep.Targets = targets(results, sc.RSSSizes, rep.Operator, rep.SHA256CPUPerGiB/(1<<30))
 	rep.Versions = b.versions(ctx)
 	rep.Machine.LoadEnd = loadavg()
 	rep.ElapsedS = time.Since(started).Seconds()

@@ -141,7 +141,7 @@ func judge(name string, v float64, ok bool, limit float64, unit string, strict b
 	return t
 }
 
-func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult) []Target {
+func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult, sha256PerByte float64) []Target {
 	ratio := func(a, key string) (float64, bool) {
 		r := results[a]
 		if r == nil {
@@ -176,6 +176,11 @@ func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult)
 	ts = append(ts, judge(fmt.Sprintf("peak RSS: %s stream / %s stream", rssSizes[1], rssSizes[0]), v, ok, 1.10, "x", false, ""))
 	v, ok = ratio("dbarchive_restore", "wall_vs_peer_restore")
 	ts = append(ts, judge("restore: wall / peer restore", v, ok, 1.05, "x", false, ""))
+	v, ok = ratio("dbarchive_restore", "cpu_vs_peer_restore")
+	ts = append(ts, judge("restore: CPU seconds / peer restore's", v, ok, 1.0, "x", false, "the peer checks nothing; see the next line"))
+	v, bound, ok := restoreBoundRatio(results["dbarchive_restore"], results["peer_restore"], sha256PerByte)
+	ts = append(ts, judge("restore: CPU seconds / lower bound with every check (peer + sha256 of stored object twice and of the stream)", v, ok, 1.10, "x", false,
+		fmt.Sprintf("bound %.2f CPU-s: sha256 %.2f CPU-s per GiB here", bound, sha256PerByte*(1<<30))))
 	v, ok = ratio("dbarchive_restore_resource", "wall_vs_dbarchive_restore")
 	ts = append(ts, judge("restore through a DatabaseRestore: wall / dbarchive restore", v, ok, 1.10, "x", false, ""))
 	if op != nil {
@@ -207,8 +212,11 @@ type report struct {
 	Dataset  *dataset          `json:"dataset,omitempty"`
 	Results  []*Result         `json:"scenarios"`
 	Operator *OperatorResult   `json:"operator,omitempty"`
-	Targets  []Target          `json:"targets"`
-	ElapsedS float64           `json:"elapsed_s"`
+	// SHA256CPUPerGiB is this machine's sha256 cost, measured for the
+	// restore's bound (bound.go); 0 when the restore group did not run.
+	SHA256CPUPerGiB float64  `json:"sha256_cpu_s_per_gib,omitempty"`
+	Targets         []Target `json:"targets"`
+	ElapsedS        float64  `json:"elapsed_s"`
 }
 
 type machine struct {
