@@ -175,7 +175,7 @@ func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult,
 	v, ok = ratio("dbarchive_exec_"+rssSizes[1], "rss_vs_dbarchive_exec_"+rssSizes[0])
 	ts = append(ts, judge(fmt.Sprintf("peak RSS: %s stream / %s stream", rssSizes[1], rssSizes[0]), v, ok, 1.10, "x", false, ""))
 	v, ok = ratio("dbarchive_restore", "wall_vs_peer_restore")
-	ts = append(ts, judge("restore: wall / peer restore", v, ok, 1.05, "x", false, ""))
+	ts = append(ts, judge("restore: wall / peer restore", v, ok, 1.0, "x", false, ""))
 	v, ok = ratio("dbarchive_restore", "cpu_vs_peer_restore")
 	ts = append(ts, judge("restore: CPU seconds / peer restore's", v, ok, 1.0, "x", false, "the peer checks nothing; see the next line"))
 	v, bound, ok := restoreBoundRatio(results["dbarchive_restore"], results["peer_restore"], sha256PerByte)
