@@ -441,59 +441,105 @@ func BenchmarkReconcile1000(b *testing.B) { benchReconcile(b, 20, 50) }
 // DatabaseBackups in 100 namespaces: the operator's scale target.
 func BenchmarkReconcile10000(b *testing.B) { benchReconcile(b, 100, 100) }
 
-// benchReconcile starts an API server of its own (the operator watches all
-// namespaces, as it does by default, so it must see nothing else), creates
-// perNamespace DatabaseBackups and their two Secrets in each of namespaces
-// fresh namespaces, starts the operator process and waits until every
-// DatabaseBackup has its CronJob. It reports the seconds until then, the
-// latency of single reconciles, the API requests per reconcile, the
-// operator's peak RSS, and the CPU seconds of the operator and of
-// kube-apiserver plus etcd over the run.
+// benchCluster is one iteration's API server of its own (kube-apiserver
+// and etcd) with the DatabaseBackups and their Secrets created, and a
+// kubeconfig for it: the same starting point for the operator and for the
+// API floor.
+type benchCluster struct {
+	env        *envtest.Env
+	kubeconfig string
+	want       int // DatabaseBackups
+
+	cpuBefore, etcdBefore float64
+	stopProf              context.CancelFunc
+	profDone              <-chan struct{}
+}
+
+// startBenchCluster starts the API server (the operator watches all
+// namespaces, as it does by default, so it must see nothing else) and
+// creates perNamespace DatabaseBackups and their two Secrets in each of
+// namespaces fresh namespaces. The benchmark's timer is stopped.
+func startBenchCluster(b *testing.B, namespaces, perNamespace int) *benchCluster {
+	b.StopTimer()
+	env, err := envtest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &benchCluster{env: env, want: namespaces * perNamespace}
+	setup := time.Now()
+	if err := createBackups(context.Background(), env.Client, namespaces, perNamespace); err != nil {
+		_ = env.Stop()
+		b.Fatal(err)
+	}
+	b.Logf("created %d DatabaseBackups in %d namespaces in %v", c.want, namespaces, time.Since(setup).Round(time.Millisecond))
+	c.kubeconfig = filepath.Join(b.TempDir(), "kubeconfig")
+	if err := writeKubeconfig(env.Config, c.kubeconfig); err != nil {
+		_ = env.Stop()
+		b.Fatal(err)
+	}
+	return c
+}
+
+// startMeasuring notes the CPU time of kube-apiserver and etcd so far and
+// starts profiling kube-apiserver when benchProfileEnv asks for it.
+func (c *benchCluster) startMeasuring(b *testing.B) {
+	var err error
+	if c.cpuBefore, err = childCPU("kube-apiserver", "etcd"); err != nil {
+		_ = c.env.Stop()
+		b.Fatal(err)
+	}
+	c.etcdBefore, _ = childCPU("etcd")
+	var profCtx context.Context
+	profCtx, c.stopProf = context.WithCancel(context.Background())
+	c.profDone = profileAPIServer(profCtx, b, c.env.Config, os.Getenv(benchProfileEnv))
+}
+
+// stopMeasuring returns the CPU seconds of kube-apiserver plus etcd, and
+// of etcd alone, since startMeasuring, and stops profiling.
+func (c *benchCluster) stopMeasuring() (apiserverAndEtcd, etcd float64, err error) {
+	after, err := childCPU("kube-apiserver", "etcd")
+	etcdAfter, _ := childCPU("etcd")
+	c.stopProf()
+	<-c.profDone
+	return after - c.cpuBefore, etcdAfter - c.etcdBefore, err
+}
+
+// reportCluster reports what the operator benchmark and the API floor
+// have in common: the seconds until every DatabaseBackup had its objects
+// and the CPU seconds of kube-apiserver plus etcd meanwhile.
+func reportCluster(b *testing.B, total time.Duration, apiCPU float64) {
+	b.ReportMetric(total.Seconds(), "s/all-cronjobs")
+	b.ReportMetric(apiCPU, "apiserver+etcd-cpu-s")
+}
+
+// benchReconcile creates perNamespace DatabaseBackups and their two
+// Secrets in each of namespaces fresh namespaces of a benchCluster, starts
+// the operator process and waits until every DatabaseBackup has its
+// CronJob. It reports the seconds until then, the latency of single
+// reconciles, the API requests per reconcile, the operator's peak RSS, and
+// the CPU seconds of the operator and of kube-apiserver plus etcd over the
+// run.
 func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 	if _, err := envtest.AssetsDir(); err != nil {
 		envtest.Missing(b, err)
 	}
-	want := namespaces * perNamespace
 	memLimit, err := deploymentMemoryLimit(filepath.Join("..", "config", "manager", "manager.yaml"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for range b.N {
-		b.StopTimer()
-		env, err := envtest.Start()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ctx := context.Background()
-		setup := time.Now()
-		if err := createBackups(ctx, env.Client, namespaces, perNamespace); err != nil {
-			_ = env.Stop()
-			b.Fatal(err)
-		}
-		b.Logf("created %d DatabaseBackups in %d namespaces in %v", want, namespaces, time.Since(setup).Round(time.Millisecond))
-		dir := b.TempDir()
-		kubeconfig, statsPath := filepath.Join(dir, "kubeconfig"), filepath.Join(dir, "stats.json")
-		if err := writeKubeconfig(env.Config, kubeconfig); err != nil {
-			_ = env.Stop()
-			b.Fatal(err)
-		}
-
-		cpuBefore, err := childCPU("kube-apiserver", "etcd")
-		if err != nil {
-			_ = env.Stop()
-			b.Fatal(err)
-		}
-		etcdBefore, _ := childCPU("etcd")
+		cl := startBenchCluster(b, namespaces, perNamespace)
+		env, want := cl.env, cl.want
+		statsPath := filepath.Join(b.TempDir(), "stats.json")
 		var stderr bytes.Buffer
 		op := exec.Command(os.Args[0], "-test.run=^$")
-		op.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, benchOperatorEnv+"="+statsPath)
+		op.Env = append(os.Environ(), "KUBECONFIG="+cl.kubeconfig, benchOperatorEnv+"="+statsPath)
 		if os.Getenv("GOMEMLIMIT") == "" {
 			// As cmd/operator sets it in its Deployment's container.
 			op.Env = append(op.Env, "GOMEMLIMIT="+memlimit.Env(memLimit))
 		}
 		op.Stderr = &stderr
-		profCtx, stopProf := context.WithCancel(ctx)
-		profDone := profileAPIServer(profCtx, b, env.Config, os.Getenv(benchProfileEnv))
+		cl.startMeasuring(b)
 		b.StartTimer()
 		if err := op.Start(); err != nil {
 			_ = env.Stop()
@@ -501,12 +547,9 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- op.Wait() }()
-		total, werr := waitForCronJobs(ctx, env.Client, want, exited)
+		total, werr := waitForCronJobs(context.Background(), env.Client, want, exited)
 		b.StopTimer()
-		cpuAfter, cerr := childCPU("kube-apiserver", "etcd")
-		etcdCPU, _ := childCPU("etcd")
-		stopProf()
-		<-profDone
+		apiCPU, etcdCPU, cerr := cl.stopMeasuring()
 
 		var opErr error
 		if werr == nil || !errors.Is(werr, errOperatorExited) {
@@ -556,7 +599,7 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		}
 		opCPU := op.ProcessState.UserTime() + op.ProcessState.SystemTime()
 		per := float64(st.Reconciles)
-		b.ReportMetric(total.Seconds(), "s/all-cronjobs")
+		reportCluster(b, total, apiCPU)
 		b.ReportMetric(st.P50Ms, "p50-ms/reconcile")
 		b.ReportMetric(st.P99Ms, "p99-ms/reconcile")
 		b.ReportMetric(float64(requests)/per, "requests/reconcile")
@@ -564,7 +607,6 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		b.ReportMetric(float64(st.PeakRSSKiB)/1024, "peak-rss-MiB")
 		b.ReportMetric(float64(st.PeakAnonKiB)/1024, "peak-anon-MiB")
 		b.ReportMetric(opCPU.Seconds(), "operator-cpu-s")
-		b.ReportMetric(cpuAfter-cpuBefore, "apiserver+etcd-cpu-s")
 		b.ReportMetric(float64(st.Reconciles), "reconciles")
 		b.ReportMetric(float64(st.Errors), "errors")
 		if st.Errors > 0 {
@@ -572,8 +614,169 @@ func benchReconcile(b *testing.B, namespaces, perNamespace int) {
 		}
 		b.Logf("%d DatabaseBackups in %d namespaces: every CronJob after %v; %d reconciles (%d returned an error and were retried), p50 %.1f ms, p99 %.1f ms, max %.1f ms; peak RSS %.1f MiB (anonymous %.1f MiB); CPU: operator %.1f s, kube-apiserver+etcd %.1f s (etcd %.1f s); %d API requests (%.2f per reconcile, %.2f writes): %s",
 			want, namespaces, total.Round(time.Millisecond), st.Reconciles, st.Errors, st.P50Ms, st.P99Ms, st.MaxMs,
-			float64(st.PeakRSSKiB)/1024, float64(st.PeakAnonKiB)/1024, opCPU.Seconds(), cpuAfter-cpuBefore, etcdCPU-etcdBefore, requests, float64(requests)/per, float64(writes)/per, strings.Join(breakdown, ", "))
+			float64(st.PeakRSSKiB)/1024, float64(st.PeakAnonKiB)/1024, opCPU.Seconds(), apiCPU, etcdCPU, requests, float64(requests)/per, float64(writes)/per, strings.Join(breakdown, ", "))
 	}
+}
+
+// floorWrites are the writes the API floor makes per DatabaseBackup, in
+// the operator's order.
+type floorWrites struct {
+	rbac    bool // ServiceAccount, Role, RoleBinding
+	cronJob bool
+	event   bool // the CronJobCreated Event
+	status  bool
+}
+
+// floorVariants are the API floor's sub-benchmarks: the writes the design
+// requires, and each with one kind of write added or left out, so that
+// the difference to "required" is that write's cost.
+var floorVariants = []struct {
+	name   string
+	writes floorWrites
+}{
+	{"required", floorWrites{rbac: true, cronJob: true, status: true}},
+	{"required-status", floorWrites{rbac: true, cronJob: true}},
+	{"required-rbac", floorWrites{cronJob: true, status: true}},
+	{"required+event", floorWrites{rbac: true, cronJob: true, event: true, status: true}},
+}
+
+// BenchmarkAPIFloor1000 is the API floor of BenchmarkReconcile1000: see
+// benchAPIFloor.
+func BenchmarkAPIFloor1000(b *testing.B) { benchAPIFloor(b, 20, 50) }
+
+// BenchmarkAPIFloor10000 is the API floor of BenchmarkReconcile10000.
+func BenchmarkAPIFloor10000(b *testing.B) { benchAPIFloor(b, 100, 100) }
+
+// benchAPIFloor measures what the operator benchmark cannot go below on
+// this machine: on the same benchCluster and with no operator, a plain
+// client (the operator's client config, as many workers as its
+// MaxConcurrentReconciles) makes, for every DatabaseBackup, exactly the
+// writes of the operator's first pass (controller's FirstPass: the same
+// objects), and nothing else: no cache, no reads, no reconcile logic. The
+// DatabaseBackups are listed before the clock starts. It reports the
+// seconds until every write returned, the CPU seconds of kube-apiserver
+// plus etcd and of this process (the client) meanwhile, and kube-apiserver
+// plus etcd CPU milliseconds per write.
+func benchAPIFloor(b *testing.B, namespaces, perNamespace int) {
+	if _, err := envtest.AssetsDir(); err != nil {
+		envtest.Missing(b, err)
+	}
+	for _, v := range floorVariants {
+		b.Run(v.name, func(b *testing.B) {
+			for range b.N {
+				apiFloorOnce(b, namespaces, perNamespace, v.writes)
+			}
+		})
+	}
+}
+
+func apiFloorOnce(b *testing.B, namespaces, perNamespace int, w floorWrites) {
+	cl := startBenchCluster(b, namespaces, perNamespace)
+	defer func() {
+		if err := cl.env.Stop(); err != nil {
+			b.Error(err)
+		}
+	}()
+	// The config as the operator process gets it (ctrl.GetConfig from
+	// KUBECONFIG, then controller.ClientConfig).
+	b.Setenv("KUBECONFIG", cl.kubeconfig)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(dbv1.AddToScheme(scheme))
+	c, err := client.New(controller.ClientConfig(cfg), client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var list dbv1.DatabaseBackupList
+	if err := c.List(ctx, &list); err != nil {
+		b.Fatal(err)
+	}
+	if len(list.Items) != cl.want {
+		b.Fatalf("listed %d DatabaseBackups, want %d", len(list.Items), cl.want)
+	}
+	r := &controller.Reconciler{Scheme: scheme, DefaultJobImage: testJobImage}
+	passes := make([]controller.FirstPass, len(list.Items))
+	for i := range list.Items {
+		if passes[i], err = r.FirstPass(&list.Items[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var writes atomic.Int64
+	create := func(o client.Object, opts ...client.CreateOption) error {
+		writes.Add(1)
+		if err := c.Create(ctx, o, opts...); err != nil {
+			return fmt.Errorf("create %T %s/%s: %w", o, o.GetNamespace(), o.GetName(), err)
+		}
+		return nil
+	}
+
+	cl.startMeasuring(b)
+	cpuBefore := selfCPU()
+	began := time.Now()
+	b.StartTimer()
+	g := new(errgroup.Group)
+	g.SetLimit(controller.DefaultMaxConcurrentReconciles)
+	for i := range list.Items {
+		bk, p := &list.Items[i], passes[i]
+		g.Go(func() error {
+			if w.rbac {
+				// As controllerutil.CreateOrUpdate creates them: no field
+				// owner of the operator's own.
+				for _, o := range []client.Object{p.ServiceAccount, p.Role, p.RoleBinding} {
+					if err := create(o); err != nil {
+						return err
+					}
+				}
+			}
+			if w.cronJob {
+				if err := create(p.CronJob, client.FieldOwner(controller.FieldManager)); err != nil {
+					return err
+				}
+			}
+			if w.event {
+				if err := create(p.CronJobCreated); err != nil {
+					return err
+				}
+			}
+			if w.status {
+				bk.Status = p.Status
+				writes.Add(1)
+				if err := c.Status().Update(ctx, bk, client.FieldOwner(controller.FieldManager)); err != nil {
+					return fmt.Errorf("update status of %s/%s: %w", bk.Namespace, bk.Name, err)
+				}
+			}
+			return nil
+		})
+	}
+	werr := g.Wait()
+	b.StopTimer()
+	total := time.Since(began)
+	clientCPU := selfCPU() - cpuBefore
+	apiCPU, etcdCPU, cerr := cl.stopMeasuring()
+	if err := errors.Join(werr, cerr); err != nil {
+		b.Fatal(err)
+	}
+	n := writes.Load()
+	reportCluster(b, total, apiCPU)
+	b.ReportMetric(float64(n)/float64(cl.want), "writes/backup")
+	b.ReportMetric(apiCPU*1000/float64(n), "apiserver+etcd-cpu-ms/write")
+	b.ReportMetric(clientCPU, "client-cpu-s")
+	b.Logf("%d DatabaseBackups: %d writes (%+v) in %v; CPU: kube-apiserver+etcd %.1f s (etcd %.1f s), client %.1f s",
+		cl.want, n, w, total.Round(time.Millisecond), apiCPU, etcdCPU, clientCPU)
+}
+
+// selfCPU is the CPU seconds (user+system) this process has used so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // createBackups creates the namespaces, each with the two Secrets the

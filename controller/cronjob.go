@@ -94,13 +94,26 @@ func specHash(v any) string {
 // reconcileCronJob creates, updates or deletes the CronJob. It returns the
 // CronJob's status (nil when there is none) and a line for the Ready message.
 func (r *Reconciler) reconcileCronJob(ctx context.Context, b *dbv1.DatabaseBackup) (*batchv1.CronJobStatus, string, error) {
-	want := desiredCronJob(b, r.jobImage(b))
+	want, line, err := r.scheduledCronJob(b)
+	if err != nil {
+		return nil, "", err
+	}
 	if want == nil {
 		return nil, "", r.deleteCronJob(ctx, b, CronJobName(b.Name))
 	}
-	r.setPullPolicy(&want.Spec.JobTemplate.Spec)
-	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
 	return r.syncCronJob(ctx, b, want, line)
+}
+
+// scheduledCronJob is the CronJob of b's scheduled trigger as the operator
+// writes it, and its line for the Ready message; nil when there should be
+// none. b must have passed validation.
+func (r *Reconciler) scheduledCronJob(b *dbv1.DatabaseBackup) (*batchv1.CronJob, string, error) {
+	want := desiredCronJob(b, r.jobImage(b))
+	if want == nil {
+		return nil, "", nil
+	}
+	line := fmt.Sprintf("CronJob %s runs %q into repo %s", want.Name, want.Spec.Schedule, b.Spec.ScheduledTrigger.Repo)
+	return want, line, r.finishCronJob(b, want)
 }
 
 // reconcileVerifyCronJob creates, updates or deletes the CronJob of the
@@ -110,18 +123,29 @@ func (r *Reconciler) reconcileVerifyCronJob(ctx context.Context, b *dbv1.Databas
 	if want == nil {
 		return "", r.deleteCronJob(ctx, b, VerifyCronJobName(b.Name))
 	}
-	r.setPullPolicy(&want.Spec.JobTemplate.Spec)
+	if err := r.finishCronJob(b, want); err != nil {
+		return "", err
+	}
 	_, line, err := r.syncCronJob(ctx, b, want, fmt.Sprintf("CronJob %s drills the newest backup %q", want.Name, want.Spec.Schedule))
 	return line, err
 }
 
-// syncCronJob creates or updates want, owned by b.
-func (r *Reconciler) syncCronJob(ctx context.Context, b *dbv1.DatabaseBackup, want *batchv1.CronJob, line string) (*batchv1.CronJobStatus, string, error) {
-	hash := specHash(want.Spec)
-	want.Annotations = map[string]string{annotationSpecHash: hash}
+// finishCronJob gives want, one of b's CronJobs, what every CronJob of the
+// operator has: the pull policy, the hash of its spec, and b as its
+// controller.
+func (r *Reconciler) finishCronJob(b *dbv1.DatabaseBackup, want *batchv1.CronJob) error {
+	r.setPullPolicy(&want.Spec.JobTemplate.Spec)
+	want.Annotations = map[string]string{annotationSpecHash: specHash(want.Spec)}
 	if err := controllerutil.SetControllerReference(b, want, r.Scheme); err != nil {
-		return nil, "", fmt.Errorf("own CronJob %s/%s: %w", want.Namespace, want.Name, err)
+		return fmt.Errorf("own CronJob %s/%s: %w", want.Namespace, want.Name, err)
 	}
+	return nil
+}
+
+// syncCronJob creates or updates want, owned by b and finished by
+// finishCronJob.
+func (r *Reconciler) syncCronJob(ctx context.Context, b *dbv1.DatabaseBackup, want *batchv1.CronJob, line string) (*batchv1.CronJobStatus, string, error) {
+	hash := want.Annotations[annotationSpecHash]
 	if b.Spec.Suspend {
 		line += " (suspended)"
 	}
@@ -133,7 +157,7 @@ func (r *Reconciler) syncCronJob(ctx context.Context, b *dbv1.DatabaseBackup, wa
 		if err := r.Client.Create(ctx, want, client.FieldOwner(fieldManager)); err != nil {
 			return nil, "", rejectedOr(err, fmt.Sprintf("CronJob %s", want.Name), fmt.Errorf("create CronJob %s/%s: %w", want.Namespace, want.Name, err))
 		}
-		r.Recorder.Eventf(b, want, corev1.EventTypeNormal, "CronJobCreated", "Create", "created CronJob %s with schedule %q", want.Name, want.Spec.Schedule)
+		r.Recorder.Eventf(b, want, corev1.EventTypeNormal, reasonCronJobCreated, actionCreate, "%s", cronJobCreatedNote(want))
 		return &want.Status, line, nil
 	}
 	if err != nil {
@@ -157,6 +181,16 @@ func (r *Reconciler) syncCronJob(ctx context.Context, b *dbv1.DatabaseBackup, wa
 	}
 	r.Recorder.Eventf(b, &have, corev1.EventTypeNormal, "CronJobUpdated", "Update", "updated CronJob %s (schedule %q)", have.Name, have.Spec.Schedule)
 	return &have.Status, line, nil
+}
+
+// The Event of a CronJob created: reason, action and note.
+const (
+	reasonCronJobCreated = "CronJobCreated"
+	actionCreate         = "Create"
+)
+
+func cronJobCreatedNote(cj *batchv1.CronJob) string {
+	return fmt.Sprintf("created CronJob %s with schedule %q", cj.Name, cj.Spec.Schedule)
 }
 
 // deleteCronJob removes b's CronJob name if it exists, for a disabled trigger.

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -64,11 +65,54 @@ func (r *Reconciler) ensureJobRBAC(ctx context.Context, b *dbv1.DatabaseBackup) 
 		JobRoleRules(b.Name), jobServiceAccount(b), ownSA)
 }
 
+// rbacObjects are a job's ServiceAccount (nil when the user names their
+// own), Role and RoleBinding as the operator creates them.
+type rbacObjects struct {
+	serviceAccount *corev1.ServiceAccount
+	role           *rbacv1.Role
+	binding        *rbacv1.RoleBinding
+}
+
+// desiredRBAC builds the ServiceAccount sa (when ownSA), and the Role
+// (rules) and RoleBinding name that bind them, each labelled and
+// controlled by owner.
+func (r *Reconciler) desiredRBAC(owner client.Object, name string, labels map[string]string,
+	rules []rbacv1.PolicyRule, sa string, ownSA bool) (rbacObjects, error) {
+	ns := owner.GetNamespace()
+	var out rbacObjects
+	if ownSA {
+		out.serviceAccount = &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+	}
+	out.role = &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Rules: rules}
+	out.binding = &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}},
+		// roleRef is immutable; ours never changes.
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+	}
+	objs := []client.Object{out.role, out.binding}
+	if ownSA {
+		objs = append(objs, out.serviceAccount)
+	}
+	for _, o := range objs {
+		o.SetLabels(maps.Clone(labels))
+		if err := controllerutil.SetControllerReference(owner, o, r.Scheme); err != nil {
+			return rbacObjects{}, fmt.Errorf("own %s/%s: %w", ns, name, err)
+		}
+	}
+	return out, nil
+}
+
 // ensureRBAC makes a job's ServiceAccount sa (when ownSA; else sa is the
 // user's and is left alone), and the Role (rules) and RoleBinding name that
-// bind them, each controlled by owner so that they go with it.
+// bind them, as desiredRBAC builds them. Existing ones keep labels and
+// owners of their own.
 func (r *Reconciler) ensureRBAC(ctx context.Context, owner client.Object, name string, labels map[string]string,
 	rules []rbacv1.PolicyRule, sa string, ownSA bool) error {
+	want, err := r.desiredRBAC(owner, name, labels, rules, sa, ownSA)
+	if err != nil {
+		return err
+	}
 	ns := owner.GetNamespace()
 	meta := func() metav1.ObjectMeta { return metav1.ObjectMeta{Name: name, Namespace: ns} }
 	own := func(o client.Object) error {
@@ -76,7 +120,7 @@ func (r *Reconciler) ensureRBAC(ctx context.Context, owner client.Object, name s
 		return controllerutil.SetControllerReference(owner, o, r.Scheme)
 	}
 
-	if ownSA {
+	if want.serviceAccount != nil {
 		sa := &corev1.ServiceAccount{ObjectMeta: meta()}
 		if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, sa, func() error { return own(sa) }); err != nil {
 			return rejectedOr(err, "ServiceAccount "+name, fmt.Errorf("ServiceAccount %s/%s: %w", ns, name, err))
@@ -84,21 +128,19 @@ func (r *Reconciler) ensureRBAC(ctx context.Context, owner client.Object, name s
 	}
 	role := &rbacv1.Role{ObjectMeta: meta()}
 	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, role, func() error {
-		if !equality.Semantic.DeepEqual(role.Rules, rules) {
-			role.Rules = rules
+		if !equality.Semantic.DeepEqual(role.Rules, want.role.Rules) {
+			role.Rules = want.role.Rules
 		}
 		return own(role)
 	}); err != nil {
 		return rejectedOr(err, "Role "+name, fmt.Errorf("Role %s/%s: %w", ns, name, err))
 	}
 	binding := &rbacv1.RoleBinding{ObjectMeta: meta()}
-	subjects := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}
 	if _, err := controllerutil.CreateOrUpdate(ctx, r.Client, binding, func() error {
-		if !equality.Semantic.DeepEqual(binding.Subjects, subjects) {
-			binding.Subjects = subjects
+		if !equality.Semantic.DeepEqual(binding.Subjects, want.binding.Subjects) {
+			binding.Subjects = want.binding.Subjects
 		}
-		// roleRef is immutable; ours never changes.
-		binding.RoleRef = rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}
+		binding.RoleRef = want.binding.RoleRef
 		return own(binding)
 	}); err != nil {
 		return rejectedOr(err, "RoleBinding "+name, fmt.Errorf("RoleBinding %s/%s: %w", ns, name, err))
