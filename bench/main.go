@@ -16,7 +16,8 @@
 // timed as a whole process; rounds run every scenario once, back to back,
 // and ratios are medians of the quotients within a round so machine drift
 // cancels. It prints a table and writes bench/results.json and
-// bench/RESULTS.md.
+// bench/RESULTS.md (bench/results-operator.json and RESULTS-operator.md
+// when only the operator group runs).
 //
 // It is a tool for people: nothing imports it and make test does not run
 // it. It must only ever drop databases whose names start with
@@ -278,13 +279,19 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 
 	fmt.Println()
 	writeTable(os.Stdout, rep, false)
-	if err := writeJSON(filepath.Join(outDir, "results.json"), rep); err != nil {
+	// The operator group alone has files of its own, so that it does not
+	// replace the data path's results, nor they its.
+	jsonName, mdName := "results.json", "RESULTS.md"
+	if len(groups) == 1 && groups["operator"] {
+		jsonName, mdName = "results-operator.json", "RESULTS-operator.md"
+	}
+	if err := writeJSON(filepath.Join(outDir, jsonName), rep); err != nil {
 		return err
 	}
-	if err := writeMarkdown(filepath.Join(outDir, "RESULTS.md"), rep); err != nil {
+	if err := writeMarkdown(filepath.Join(outDir, mdName), rep); err != nil {
 		return err
 	}
-	logf("wrote %s and %s", filepath.Join(outDir, "results.json"), filepath.Join(outDir, "RESULTS.md"))
+	logf("wrote %s and %s", filepath.Join(outDir, jsonName), filepath.Join(outDir, mdName))
 	return nil
 }
 

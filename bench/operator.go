@@ -29,9 +29,17 @@ type OperatorResult struct {
 	LoadStart string  `json:"load_start,omitempty"`
 	LoadEnd   string  `json:"load_end,omitempty"`
 	WallS     float64 `json:"wall_s,omitempty"` // go test, compile included
+	// Floor is BenchmarkAPIFloor10000/required on the same kind of API
+	// server, run after the operator's runs: the writes the design requires
+	// with no operator, the operator's lower bound on this machine
+	// (bench/OPERATOR.md).
+	Floor *OperatorResult `json:"floor,omitempty"`
 }
 
-const operatorBench = "BenchmarkReconcile10000"
+const (
+	operatorBench = "BenchmarkReconcile10000"
+	floorBench    = "BenchmarkAPIFloor10000/required"
+)
 
 // runOperator runs the controller's benchmark runs times (each run starts
 // its own API server). Its envtest needs kube-apiserver and etcd in bin/k8s
@@ -41,18 +49,29 @@ func (b *bench) runOperator(ctx context.Context, runs int) OperatorResult {
 	if err != nil || !strings.Contains(string(src), "func "+operatorBench+"(") {
 		return OperatorResult{Reason: "controller/bench_test.go has no " + operatorBench + " yet"}
 	}
+	r := b.goBench(ctx, operatorBench, "^"+operatorBench+"$", runs)
+	if r.Ran && strings.Contains(string(src), "func BenchmarkAPIFloor10000(") {
+		floor := b.goBench(ctx, floorBench, "^BenchmarkAPIFloor10000$/^required$", runs)
+		r.Floor = &floor
+	}
+	return r
+}
+
+// goBench runs the controller's benchmark name (selected by pattern)
+// runs times, one iteration each, and takes the medians of its metrics.
+func (b *bench) goBench(ctx context.Context, name, pattern string, runs int) OperatorResult {
 	count := strconv.Itoa(runs)
-	logf("operator: go test ./controller/ -bench %s -benchtime=1x -count=%s", operatorBench, count)
+	logf("operator: go test ./controller/ -bench %s -benchtime=1x -count=%s", pattern, count)
 	start := time.Now()
 	r := OperatorResult{LoadStart: loadavg()}
-	cmd := exec.CommandContext(ctx, "go", "test", "-C", b.root, "./controller/", "-run", "^$", "-bench", "^"+operatorBench+"$", "-benchtime=1x", "-count="+count, "-timeout=2h")
+	cmd := exec.CommandContext(ctx, "go", "test", "-C", b.root, "./controller/", "-run", "^$", "-bench", pattern, "-benchtime=1x", "-count="+count, "-timeout=2h")
 	out, err := cmd.CombinedOutput()
 	r.WallS, r.LoadEnd = time.Since(start).Seconds(), loadavg()
 	if err != nil {
 		r.Reason = fmt.Sprintf("go test failed: %v: %s", err, lastLines(string(out), 15))
 		return r
 	}
-	r.Lines, r.Runs = parseBenchLines(string(out), operatorBench)
+	r.Lines, r.Runs = parseBenchLines(string(out), name)
 	if len(r.Runs) == 0 {
 		r.Reason = "no result line in the output: " + lastLines(string(out), 15)
 		return r

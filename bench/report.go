@@ -194,6 +194,14 @@ func targets(results map[string]*Result, rssSizes [2]string, op *OperatorResult,
 			rssDetail = fmt.Sprintf("VmHWM of the operator process; its anonymous memory peaked at %.1f MiB", m["peak-anon-MiB"])
 		}
 		ts = append(ts, judge("operator: 10,000 DatabaseBackups in 100 namespaces until every CronJob exists", v, op.Ran && ok, 60, "s", true, detail))
+		if f := op.Floor; f != nil {
+			// The bound: kube-apiserver and etcd's CPU for the required
+			// writes alone, spread over every CPU of the machine.
+			cpu, ok := f.Metrics["apiserver+etcd-cpu-s"]
+			bound := cpu / float64(runtime.NumCPU())
+			ts = append(ts, judge("operator: lower bound (kube-apiserver+etcd CPU-s of the required writes with no operator / CPUs)", bound, f.Ran && ok, 60, "s", true,
+				fmt.Sprintf("%.1f CPU-s on %d CPUs; the floor itself took %.1f s; the operator %.2fx the bound (bench/OPERATOR.md)", cpu, runtime.NumCPU(), f.Metrics["s/all-cronjobs"], v/bound)))
+		}
 		v, ok = op.Metrics["peak-rss-MiB"]
 		ts = append(ts, judge("operator: peak RSS with 10,000 DatabaseBackups", v, op.Ran && ok, 256, "MiB", true, rssDetail))
 	}
@@ -385,6 +393,12 @@ func writeMarkdown(path string, rep *report) error {
 				operatorBench, len(op.Runs), op.LoadStart, op.LoadEnd, strings.Join(op.Lines, "\n"))
 		} else {
 			fmt.Fprintf(&sb, "Not run: %s\n", op.Reason)
+		}
+		if f := op.Floor; f != nil && f.Ran {
+			fmt.Fprintf(&sb, "\nThe floor, `%s`: the writes the design requires (ServiceAccount, Role, RoleBinding, CronJob, status) with a plain client and no operator (load average %s before, %s after; bench/OPERATOR.md has the analysis):\n\n```\n%s\n```\n",
+				floorBench, f.LoadStart, f.LoadEnd, strings.Join(f.Lines, "\n"))
+		} else if f != nil {
+			fmt.Fprintf(&sb, "\nThe floor, `%s`, did not run: %s\n", floorBench, f.Reason)
 		}
 	}
 	return os.WriteFile(path, []byte(sb.String()), 0o644)
