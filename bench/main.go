@@ -99,7 +99,7 @@ func main() {
 	work := flag.String("workdir", envOr("BENCH_WORKDIR", filepath.Join(os.TempDir(), "dbarchive-bench")), "scratch directory: served S3 objects, fs repo, dump files, binaries [BENCH_WORKDIR]")
 	skip := flag.String("skip", os.Getenv("BENCH_SKIP"), "scenarios to leave out, comma-separated (e.g. peer_file_copy,dbarchive_drill on a busy machine) [BENCH_SKIP]")
 	rebuild := flag.Bool("rebuild-data", false, "rebuild the data set even when its marker matches")
-	outDir := flag.String("out", "", "where results.json and RESULTS.md go (default: bench/ of the module)")
+	outDir := flag.String("out", "", "where results.json and RESULTS.md go (default: bench/ of the module; made if missing)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -217,7 +217,15 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		}
 		b.dumpSize = int64(median(ins))
 		if b.dumpSize == 0 {
-			b.dumpSize = dirSize(b.srv.objectPath(b.dbaBackup.prefix)) // unknown; rows are checked anyway
+			// No measured backup: the setup backup's manifest has the size
+			// (the restore's bound hashes it).
+			raw, err := os.ReadFile(filepath.Join(b.srv.objectPath(b.dbaBackup.prefix), b.dbaBackup.id, "manifest.json"))
+			if err != nil {
+				return err
+			}
+			if _, b.dumpSize, _, err = manifestSizes(raw); err != nil {
+				return err
+			}
 		}
 		if b.resRestore, err = b.startResourceRestore(ctx); err != nil {
 			return err
@@ -284,6 +292,9 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 	jsonName, mdName := "results.json", "RESULTS.md"
 	if len(groups) == 1 && groups["operator"] {
 		jsonName, mdName = "results-operator.json", "RESULTS-operator.md"
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
 	}
 	if err := writeJSON(filepath.Join(outDir, jsonName), rep); err != nil {
 		return err
