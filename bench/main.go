@@ -37,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dbarchive/dbarchive/archiver"
 )
 
 type bench struct {
@@ -219,12 +221,13 @@ func run(ctx context.Context, scaleName string, runs, rssRuns, warmup int, only,
 		if b.dumpSize == 0 {
 			// No measured backup: the setup backup's manifest has the size
 			// (the restore's bound hashes it).
-			raw, err := os.ReadFile(filepath.Join(b.srv.objectPath(b.dbaBackup.prefix), b.dbaBackup.id, "manifest.json"))
+			path := filepath.Join(b.srv.objectPath(b.dbaBackup.prefix), b.dbaBackup.id, archiver.ManifestObject)
+			raw, err := os.ReadFile(path)
 			if err != nil {
 				return err
 			}
 			if _, b.dumpSize, _, err = manifestSizes(raw); err != nil {
-				return err
+				return fmt.Errorf("%s: %w", path, err)
 			}
 		}
 		if b.resRestore, err = b.startResourceRestore(ctx); err != nil {

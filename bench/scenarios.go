@@ -23,7 +23,8 @@ type scenario struct {
 	after func(ctx context.Context, run string, out []byte, s *Sample) error
 }
 
-// manifestSizes reads the sizes from dbarchive backup -o json.
+// manifestSizes reads the sizes from a manifest: dbarchive backup -o json
+// prints it, and the repo holds it as manifest.json.
 func manifestSizes(out []byte) (id string, in, stored int64, err error) {
 	var m struct {
 		ID               string `json:"id"`
@@ -31,7 +32,7 @@ func manifestSizes(out []byte) (id string, in, stored int64, err error) {
 		StoredSize       int64  `json:"storedSize"`
 	}
 	if err := json.Unmarshal(out, &m); err != nil {
-		return "", 0, 0, fmt.Errorf("dbarchive backup -o json printed %q: %w", out, err)
+		return "", 0, 0, fmt.Errorf("not a manifest (%q): %w", out, err)
 	}
 	return m.ID, m.UncompressedSize, m.StoredSize, nil
 }
