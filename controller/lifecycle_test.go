@@ -274,6 +274,11 @@ func TestSharedPrefixIsRefused(t *testing.T) {
 	}
 	h.create(shared(newBackup("orders")))
 	h.waitCondition("orders", dbv1.ConditionReady, "True", dbv1.ReasonReconciled)
+	// Creation times have whole seconds; within the same second the tie
+	// goes by namespace/name, which with a generated namespace is either
+	// way. The younger is made in a later second so that it is younger.
+	older := h.get("orders")
+	time.Sleep(time.Until(older.CreationTimestamp.Add(1100 * time.Millisecond)))
 	younger := shared(newBackup("orders"))
 	younger.Namespace = other
 	h.create(younger)

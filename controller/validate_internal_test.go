@@ -138,3 +138,23 @@ func TestObserveJobs(t *testing.T) {
 		})
 	}
 }
+
+// Two DatabaseBackups made in the same second (creation times have whole
+// seconds) are still ordered, by namespace/name: exactly one of them is
+// the older, so one is refused and one keeps running, never both or none.
+func TestOlderThanBreaksTiesByName(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 11, 30, 6, 50, 0, 0, time.UTC))
+	a := &dbv1.DatabaseBackup{ObjectMeta: metav1.ObjectMeta{Namespace: "dbb-x", Name: "orders", CreationTimestamp: at}}
+	b := &dbv1.DatabaseBackup{ObjectMeta: metav1.ObjectMeta{Namespace: "dbb-other", Name: "orders", CreationTimestamp: at}}
+	if olderThan(a, b) == olderThan(b, a) {
+		t.Fatalf("same second: olderThan(a, b) = olderThan(b, a) = %v; want exactly one older", olderThan(a, b))
+	}
+	if !olderThan(b, a) {
+		t.Errorf("same second: dbb-other/orders should be older than dbb-x/orders (namespace/name order)")
+	}
+	later := a.DeepCopy()
+	later.CreationTimestamp = metav1.NewTime(at.Add(time.Second))
+	if !olderThan(a, later) || olderThan(later, a) {
+		t.Errorf("a resource made a second earlier is not the older")
+	}
+}

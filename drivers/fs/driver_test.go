@@ -76,28 +76,35 @@ func TestPendingUploadsByPrefix(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b := open(t, dir)
-	if _, err := b.NewUpload(ctx, "a/1"); err != nil {
+	other, err := b.NewUpload(ctx, "b/1")
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer other.Abort(ctx)
 	all, err := b.ListUploads(ctx, "")
 	if err != nil || len(all) != 1 {
 		t.Fatalf("ListUploads = %+v, %v", all, err)
 	}
-	// Uploads of another prefix, until one of them comes first in the
-	// staging directory: a/1 must be found after it.
-	for first := false; !first; {
-		if _, err := b.NewUpload(ctx, "b/1"); err != nil {
-			t.Fatal(err)
+	// The upload of a/1 must come after b/1's in the staging directory
+	// (so ListUploads has to pass over another prefix to find it). Ids
+	// are random: begin it again until it does, each try an even chance.
+	for try := 0; ; try++ {
+		if try == 64 {
+			t.Fatal("64 uploads of a/1, none of them after b/1's")
 		}
-		ups, err := b.ListUploads(ctx, "b/")
+		up, err := b.NewUpload(ctx, "a/1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, u := range ups {
-			first = first || u.ID < all[0].ID
+		ups, err := b.ListUploads(ctx, "a/")
+		if err != nil || len(ups) != 1 {
+			t.Fatalf("ListUploads(a/) = %+v, %v", ups, err)
 		}
-		if len(ups) > 64 {
-			t.Fatal("64 uploads of b/, none of them before a/1's")
+		if ups[0].ID > all[0].ID {
+			break
+		}
+		if err := up.Abort(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
 	ups, err := b.ListUploads(ctx, "a/")
