@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -73,14 +74,26 @@ func succeeded(t *testing.T, env *envtest.Env, db *dbv1.DatabaseBackup) (*metav1
 // why it failed, with its Job's name, on a context of its own.
 func TestStoppedJobReportsItsFailure(t *testing.T) {
 	env := envtest.Shared(t)
-	db := newResource(t, env, &dbv1.Source{Type: dbv1.SourceTypeExec, Command: []string{"sleep", "30"}})
+	started := filepath.Join(t.TempDir(), "started")
+	db := newResource(t, env, &dbv1.Source{Type: dbv1.SourceTypeExec, Command: []string{"sh", "-c", "touch " + started + "; exec sleep 30"}})
 	store, err := NewStoreFor(env.Config)
 	must(t, err)
 	r := runner(t, env, store, db)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(time.Second, cancel) // what SIGTERM does to the job's context
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	// Stopped mid-backup: once the source runs, not at a fixed time that a
+	// loaded machine may reach before the job has read its resource.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backup's source did not start within 30s")
+		}
+	}
+	cancel() // what SIGTERM does to the job's context
 	select {
 	case err := <-done:
 		if err == nil {

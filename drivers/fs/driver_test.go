@@ -76,32 +76,31 @@ func TestPendingUploadsByPrefix(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	b := open(t, dir)
-	other, err := b.NewUpload(ctx, "b/1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Abort(ctx)
-	all, err := b.ListUploads(ctx, "")
-	if err != nil || len(all) != 1 {
-		t.Fatalf("ListUploads = %+v, %v", all, err)
-	}
 	// The upload of a/1 must come after b/1's in the staging directory
 	// (so ListUploads has to pass over another prefix to find it). Ids
-	// are random: begin it again until it does, each try an even chance.
+	// are random: begin both again until they do, each try an even chance.
 	for try := 0; ; try++ {
 		if try == 64 {
-			t.Fatal("64 uploads of a/1, none of them after b/1's")
+			t.Fatal("64 pairs of uploads, a/1's never after b/1's")
+		}
+		other, err := b.NewUpload(ctx, "b/1")
+		if err != nil {
+			t.Fatal(err)
 		}
 		up, err := b.NewUpload(ctx, "a/1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ups, err := b.ListUploads(ctx, "a/")
-		if err != nil || len(ups) != 1 {
-			t.Fatalf("ListUploads(a/) = %+v, %v", ups, err)
+		all, err := b.ListUploads(ctx, "")
+		if err != nil || len(all) != 2 {
+			t.Fatalf("ListUploads = %+v, %v; want the two uploads", all, err)
 		}
-		if ups[0].ID > all[0].ID {
+		ids := map[string]string{all[0].Key: all[0].ID, all[1].Key: all[1].ID}
+		if ids["b/1"] < ids["a/1"] { // the staging directory is read in name order
 			break
+		}
+		if err := other.Abort(ctx); err != nil {
+			t.Fatal(err)
 		}
 		if err := up.Abort(ctx); err != nil {
 			t.Fatal(err)
