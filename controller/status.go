@@ -105,6 +105,18 @@ func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *
 		}
 		return strings.Compare(a.Name, c.Name)
 	})
+	// An older Job that finished unobserved, without its own report (the
+	// operator was down or slow while the next one started), still goes into
+	// the history; the condition is the newest Job's.
+	for i := range jobs {
+		j := &jobs[i]
+		if j.Name == newest.Name || j.Name == st.ReportedJob || j.Annotations[annotationOutcome] != "" {
+			continue
+		}
+		if run, reason := unreportedRun(j); run != nil {
+			st.RecordEarlierRun(*run, reason)
+		}
+	}
 	if st.ReportedJob == newest.Name {
 		return nil
 	}
@@ -117,24 +129,36 @@ func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *
 	if finished(&newest) != "" && !firstSeen && !stillRunning {
 		return nil
 	}
-	switch finished(&newest) {
-	case "":
+	if finished(&newest) == "" {
 		if newest.Annotations[annotationRunning] == "" {
 			setCondition(st, dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning,
 				fmt.Sprintf("Job %s is running", newest.Name), gen)
 			st.ActiveJob = newest.Name
 			return &newest
 		}
-	case batchv1.JobFailed:
-		msg := fmt.Sprintf("Job %s failed: %s", newest.Name, jobFailure(&newest))
-		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, msg, gen)
-		st.RecordRun(dbv1.BackupRun{Job: newest.Name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(finishTime(&newest)), Message: msg}, jobFailureReason(&newest))
-	case batchv1.JobComplete:
-		msg := fmt.Sprintf("Job %s completed without reporting the backup's outcome", newest.Name)
-		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, msg, gen)
-		st.RecordRun(dbv1.BackupRun{Job: newest.Name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(finishTime(&newest)), Message: msg}, dbv1.ReasonBackupFailed)
+		return nil
+	}
+	if run, reason := unreportedRun(&newest); run != nil {
+		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, run.Message, gen)
+		st.RecordRun(*run, reason)
 	}
 	return nil
+}
+
+// unreportedRun is the run of a finished Job whose backup job did not
+// report: a failure, whether the Job failed or completed (a job that exits
+// 0 without reporting did not back up). It is nil while the Job runs.
+func unreportedRun(j *batchv1.Job) (*dbv1.BackupRun, string) {
+	var msg, reason string
+	switch finished(j) {
+	case batchv1.JobFailed:
+		msg, reason = fmt.Sprintf("Job %s failed: %s", j.Name, jobFailure(j)), jobFailureReason(j)
+	case batchv1.JobComplete:
+		msg, reason = fmt.Sprintf("Job %s completed without reporting the backup's outcome", j.Name), dbv1.ReasonBackupFailed
+	default:
+		return nil, ""
+	}
+	return &dbv1.BackupRun{Job: j.Name, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(finishTime(j)), Message: msg}, reason
 }
 
 // cond is the reason of the Succeeded condition, or "".

@@ -158,3 +158,45 @@ func TestOlderThanBreaksTiesByName(t *testing.T) {
 		t.Errorf("a resource made a second earlier is not the older")
 	}
 }
+
+// observeJobs with an older Job that finished unobserved while the newest
+// runs (the operator was down or slow when it failed): the failure goes
+// into history and lastFailure, the condition follows the newest Job, and
+// a Job already marked reported or the job's own report is left alone.
+func TestObserveJobsRecordsAnOlderUnreportedFailure(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	older := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stuck-1", CreationTimestamp: metav1.NewTime(t0)}}
+	older.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "DeadlineExceeded",
+		Message: "Job was active longer than specified deadline", LastTransitionTime: metav1.NewTime(t0.Add(54 * time.Second))}}
+	newest := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "stuck-2", CreationTimestamp: metav1.NewTime(t0.Add(time.Minute))}}
+
+	st := &dbv1.DatabaseBackupStatus{}
+	if got := observeJobs(st, 3, []batchv1.Job{newest, older}); got == nil || got.Name != "stuck-2" {
+		t.Fatalf("announced %v, want stuck-2", got)
+	}
+	if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); c == nil || c.Reason != dbv1.ReasonBackupRunning || !strings.Contains(c.Message, "stuck-2") {
+		t.Errorf("Succeeded = %+v, want BackupRunning for stuck-2", c)
+	}
+	if len(st.History) != 1 || st.History[0].Job != "stuck-1" || st.History[0].Outcome != dbv1.RunFailed || !strings.Contains(st.History[0].Message, "deadline") {
+		t.Errorf("history = %+v, want stuck-1's failure", st.History)
+	}
+	if f := st.LastFailure; f == nil || f.Job != "stuck-1" || f.Reason != "DeadlineExceeded" || !f.Time.Equal(&older.Status.Conditions[0].LastTransitionTime) {
+		t.Errorf("lastFailure = %+v, want stuck-1 DeadlineExceeded at its failure", f)
+	}
+
+	for name, change := range map[string]func(st *dbv1.DatabaseBackupStatus, j *batchv1.Job){
+		"already marked reported": func(_ *dbv1.DatabaseBackupStatus, j *batchv1.Job) {
+			j.Annotations = map[string]string{annotationOutcome: string(batchv1.JobFailed)}
+		},
+		"the job's own report": func(st *dbv1.DatabaseBackupStatus, _ *batchv1.Job) { st.ReportedJob = "stuck-1" },
+		"still running":        func(_ *dbv1.DatabaseBackupStatus, j *batchv1.Job) { j.Status.Conditions = nil },
+	} {
+		st := &dbv1.DatabaseBackupStatus{}
+		j := *older.DeepCopy()
+		change(st, &j)
+		observeJobs(st, 3, []batchv1.Job{newest, j})
+		if len(st.History) != 0 || st.LastFailure != nil {
+			t.Errorf("%s: history %+v, lastFailure %+v; want nothing recorded", name, st.History, st.LastFailure)
+		}
+	}
+}

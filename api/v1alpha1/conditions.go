@@ -1,5 +1,7 @@
 package v1alpha1
 
+import "slices"
+
 // Condition types of DatabaseBackup.status.conditions.
 const (
 	// ConditionReady is True when the spec can be acted on: it is valid, it
@@ -114,6 +116,44 @@ func (st *DatabaseBackupStatus) RecordRun(run BackupRun, reason string) {
 		st.LastSuccessfulTime = &t
 	case RunFailed:
 		st.LastFailure = &BackupFailure{Time: run.FinishedTime, Reason: reason, Message: run.Message, Job: run.Job}
+	}
+}
+
+// RecordEarlierRun records a run the operator learned of late: a Job that
+// finished unobserved while a newer one had already started (the operator
+// was down or slow). Unlike RecordRun it puts the run among status.history
+// by its finish time, not first, and moves lastSuccessfulTime and
+// lastFailure only forward. A Job already in history (the job's own report)
+// is left as it is, and a run older than every entry of a full history is
+// dropped, as RecordRun would have dropped it by now.
+func (st *DatabaseBackupStatus) RecordEarlierRun(run BackupRun, reason string) {
+	if run.Job != "" && slices.ContainsFunc(st.History, func(h BackupRun) bool { return h.Job == run.Job }) {
+		return
+	}
+	at := len(st.History)
+	for i, h := range st.History {
+		if h.FinishedTime.Before(&run.FinishedTime) {
+			at = i
+			break
+		}
+	}
+	if at >= MaxHistory {
+		return
+	}
+	st.History = slices.Insert(st.History, at, run)
+	if len(st.History) > MaxHistory {
+		st.History = st.History[:MaxHistory]
+	}
+	switch run.Outcome {
+	case RunSucceeded:
+		if st.LastSuccessfulTime == nil || st.LastSuccessfulTime.Before(&run.FinishedTime) {
+			t := run.FinishedTime
+			st.LastSuccessfulTime = &t
+		}
+	case RunFailed:
+		if st.LastFailure == nil || st.LastFailure.Time.Before(&run.FinishedTime) {
+			st.LastFailure = &BackupFailure{Time: run.FinishedTime, Reason: reason, Message: run.Message, Job: run.Job}
+		}
 	}
 }
 
