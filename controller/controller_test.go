@@ -41,6 +41,20 @@ func TestArticleYAMLAppliesUnchanged(t *testing.T) {
 	if err := h.c.Create(h.ctx, obj.DeepCopy()); err != nil {
 		t.Fatalf("the article's YAML was rejected: %v", err)
 	}
+	// The name and namespace are the article's, fixed: removed, so that
+	// the test can run again on the same API server (go test -count=2).
+	t.Cleanup(func() {
+		if err := h.c.Delete(h.ctx, obj.DeepCopy()); err != nil {
+			t.Errorf("delete the article's DatabaseBackup: %v", err)
+			return
+		}
+		h.eventually("the article's DatabaseBackup gone", func() string {
+			if err := h.c.Get(h.ctx, client.ObjectKeyFromObject(&obj), obj.DeepCopy()); !apierrors.IsNotFound(err) {
+				return fmt.Sprintf("get: %v", err)
+			}
+			return ""
+		})
+	})
 
 	var stored unstructured.Unstructured
 	stored.SetGroupVersionKind(obj.GroupVersionKind())
