@@ -136,11 +136,13 @@ func TestHealthyBackupOutlivesStallTimeout(t *testing.T) {
 	t.Parallel()
 	b, _ := openFS(t)
 	data := compressible(33, 200_000)
-	const timeout = time.Second
+	// 3 s, not less: the test runs beside CPU-heavy ones under -race on two
+	// cores, where a write can wait a second for the encoder.
+	const timeout = 3 * time.Second
 	src := funcSource{dump: func(ctx context.Context, w io.Writer) error {
-		// 50 writes 20 ms apart: 1 s in all, the watchdog ticks 4 times.
+		// 200 writes 20 ms apart: over 4 s in all, more than the timeout.
 		for rest := data; len(rest) > 0; {
-			n := min(len(rest), 4000)
+			n := min(len(rest), 1000)
 			if _, err := w.Write(rest[:n]); err != nil {
 				return err
 			}
