@@ -130,11 +130,21 @@ func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *
 		return nil
 	}
 	if finished(&newest) == "" {
-		if newest.Annotations[annotationRunning] == "" {
+		switch {
+		case newest.Annotations[annotationRunning] == "":
 			setCondition(st, dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning,
 				fmt.Sprintf("Job %s is running", newest.Name), gen)
 			st.ActiveJob = newest.Name
 			return &newest
+		case st.ActiveJob == newest.Name && cond(st) != dbv1.ReasonBackupRunning && reportedByOlderJob(st, newest.Name, jobs):
+			// An older Job's report came after this one was announced (a
+			// pod stopped at its deadline reports in its grace period, when
+			// the next run may have started): it is in history, and the
+			// condition goes back to the run in progress. Only when the
+			// reporting Job is listed, so known to be older: one missing
+			// from the cache may be newer.
+			setCondition(st, dbv1.ConditionSucceeded, "Unknown", dbv1.ReasonBackupRunning,
+				fmt.Sprintf("Job %s is running", newest.Name), gen)
 		}
 		return nil
 	}
@@ -143,6 +153,13 @@ func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *
 		st.RecordRun(*run, reason)
 	}
 	return nil
+}
+
+// reportedByOlderJob tells whether status.reportedJob names a Job of jobs
+// other than the newest, one created before it.
+func reportedByOlderJob(st *dbv1.DatabaseBackupStatus, newest string, jobs []batchv1.Job) bool {
+	return st.ReportedJob != "" && st.ReportedJob != newest &&
+		slices.ContainsFunc(jobs, func(j batchv1.Job) bool { return j.Name == st.ReportedJob })
 }
 
 // unreportedRun is the run of a finished Job whose backup job did not

@@ -200,3 +200,39 @@ func TestObserveJobsRecordsAnOlderUnreportedFailure(t *testing.T) {
 		}
 	}
 }
+
+// An older Job's report that comes after the newest Job was announced as
+// running (a pod stopped at its deadline reports in its grace period) is
+// kept in history, and the condition goes back to the run in progress; a
+// report naming a Job the cache does not list (it may be newer) is left.
+func TestObserveJobsLateReportOfAnOlderJob(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 3, 0, 0, 0, time.UTC)
+	older := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "nightly-1", CreationTimestamp: metav1.NewTime(t0),
+		Annotations: map[string]string{annotationOutcome: string(batchv1.JobFailed)}}}
+	older.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "DeadlineExceeded"}}
+	newest := batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "nightly-2", CreationTimestamp: metav1.NewTime(t0.Add(time.Minute)),
+		Annotations: map[string]string{annotationRunning: "true"}}}
+	lateReport := func(reporter string) *dbv1.DatabaseBackupStatus {
+		st := &dbv1.DatabaseBackupStatus{ActiveJob: "nightly-2", ReportedJob: reporter}
+		setCondition(st, dbv1.ConditionSucceeded, "False", dbv1.ReasonBackupFailed, "the backup was stopped", 1)
+		st.RecordRun(dbv1.BackupRun{Job: reporter, Outcome: dbv1.RunFailed, FinishedTime: metav1.NewTime(t0.Add(55 * time.Second)), Message: "the backup was stopped"}, dbv1.ReasonBackupFailed)
+		return st
+	}
+
+	st := lateReport("nightly-1")
+	if got := observeJobs(st, 1, []batchv1.Job{older, newest}); got != nil {
+		t.Errorf("announced %s again", got.Name)
+	}
+	if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); c == nil || c.Reason != dbv1.ReasonBackupRunning || !strings.Contains(c.Message, "nightly-2") {
+		t.Errorf("Succeeded = %+v, want BackupRunning for nightly-2", c)
+	}
+	if len(st.History) != 1 || st.History[0].Message != "the backup was stopped" || st.LastFailure == nil || st.LastFailure.Job != "nightly-1" {
+		t.Errorf("history %+v, lastFailure %+v: want nightly-1's own report kept", st.History, st.LastFailure)
+	}
+
+	st = lateReport("nightly-3") // not in the cache yet: maybe newer
+	observeJobs(st, 1, []batchv1.Job{older, newest})
+	if c := findCondition(st.Conditions, dbv1.ConditionSucceeded); c == nil || c.Reason != dbv1.ReasonBackupFailed {
+		t.Errorf("Succeeded = %+v, want the report of the unlisted Job left as it is", c)
+	}
+}
