@@ -93,6 +93,10 @@ func writeStatus[T any, O interface {
 // clocks are compared, so a pod whose clock is behind the API server's
 // cannot lose its report. Each Job is announced as running at most once (the
 // caller marks it with annotationRunning). It returns the Job it announced.
+// An older Job that finished without a report and was never marked reported
+// (it ended unobserved while the next one started) goes into history only;
+// an older Job's report that came after the newest was announced gives the
+// condition back to the run in progress.
 func observeJobs(st *dbv1.DatabaseBackupStatus, gen int64, jobs []batchv1.Job) *batchv1.Job {
 	if len(jobs) == 0 {
 		return nil

@@ -183,6 +183,12 @@ func TestObserveJobsRecordsAnOlderUnreportedFailure(t *testing.T) {
 	if f := st.LastFailure; f == nil || f.Job != "stuck-1" || f.Reason != "DeadlineExceeded" || !f.Time.Equal(&older.Status.Conditions[0].LastTransitionTime) {
 		t.Errorf("lastFailure = %+v, want stuck-1 DeadlineExceeded at its failure", f)
 	}
+	// The operator stopped between the status write and marking the Job
+	// reported: the next pass sees the same unmarked Job and adds nothing.
+	observeJobs(st, 3, []batchv1.Job{newest, older})
+	if len(st.History) != 1 {
+		t.Errorf("after a second pass over the unmarked Job, history = %+v, want one entry", st.History)
+	}
 
 	for name, change := range map[string]func(st *dbv1.DatabaseBackupStatus, j *batchv1.Job){
 		"already marked reported": func(_ *dbv1.DatabaseBackupStatus, j *batchv1.Job) {
